@@ -1,0 +1,1 @@
+"""Training side of the MKDNet plugin for pytracking (imported as its own package)."""

@@ -1,0 +1,1 @@
+from .latot import LaTOT

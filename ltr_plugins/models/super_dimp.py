@@ -1,0 +1,57 @@
+"""The Super-DiMP network as pytracking's ``ltr/train_settings/dimp/super_dimp.py`` builds it, and its checkpoint.
+
+MKDNet's teacher and student, the benchmarks and the tests all need exactly that network; building it in one place
+keeps them from drifting apart.
+"""
+import os
+import tempfile
+from typing import Any, Optional
+
+import torch
+from ltr.models.tracking import dimpnet
+
+# ltr/train_settings/dimp/super_dimp.py's data settings that the network's construction depends on.
+SEARCH_AREA_FACTOR = 6.0
+OUTPUT_SIGMA_FACTOR = 1 / 4
+TARGET_FILTER_SZ = 4
+FEATURE_SZ = 22
+
+
+def build_super_dimp(backbone_pretrained: bool = True, feature_sz: int = FEATURE_SZ,
+                     search_area_factor: float = SEARCH_AREA_FACTOR,
+                     output_sigma_factor: float = OUTPUT_SIGMA_FACTOR,
+                     target_filter_sz: int = TARGET_FILTER_SZ) -> torch.nn.Module:
+    """``dimpnet50`` with Super-DiMP's arguments; ``backbone_pretrained`` loads torchvision's ImageNet ResNet-50."""
+    output_sigma = output_sigma_factor / search_area_factor
+    return dimpnet.dimpnet50(filter_size=target_filter_sz, backbone_pretrained=backbone_pretrained, optim_iter=5,
+                             clf_feat_norm=True, clf_feat_blocks=0, final_conv=True, out_feature_dim=512,
+                             optim_init_step=0.9, optim_init_reg=0.1,
+                             init_gauss_sigma=output_sigma * feature_sz, num_dist_bins=100,
+                             bin_displacement=0.1, mask_init_factor=3.0, target_mask_act='sigmoid',
+                             score_act='relu', frozen_backbone_layers=['conv1', 'bn1', 'layer1', 'layer2'])
+
+
+def save_tracking_network(net: torch.nn.Module, path: str, net_info: Optional[Any] = None, **extra: Any) -> str:
+    """Saves ``net`` as a pytracking network file that ``NetWithBackbone`` / ``load_network`` can load.
+
+    The file holds the state dict and the network's constructor (set by ltr's ``@model_constructor``), like the
+    checkpoints ltr's trainer writes, less the optimizer. Written to a temporary file first, then renamed, so a
+    crash never leaves a half-written network file.
+    """
+    constructor = getattr(net, 'constructor', None)
+    if constructor is None:
+        raise ValueError('{} has no constructor: build it with an ltr @model_constructor function'.format(
+            type(net).__name__))
+    state = {'net_type': type(net).__name__, 'net': net.state_dict(), 'net_info': net_info,
+             'constructor': constructor, **extra}
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
+    os.close(handle)
+    try:
+        torch.save(state, tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+    return path

@@ -1,0 +1,1 @@
+"""Tracking and evaluation side of the MKDNet plugin for pytracking."""
