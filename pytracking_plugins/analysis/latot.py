@@ -1,0 +1,186 @@
+"""The LaTOT evaluation protocol (paper, section V-A): PR, NPR and SR of many trackers, with plots and a report.
+
+As a module::
+
+    from pytracking.evaluation import trackerlist
+    from pytracking_plugins.analysis import latot
+
+    trackers = trackerlist('mkdnet', 'mkdnet', display_name='MKDNet') + \\
+               trackerlist('dimp', 'super_dimp', range(3)) + \\
+               [latot.folder_source('/data/latot_raw_results/LTMU')]
+    evaluation = latot.evaluate(trackers, 'latot_test', report_name='latot_test_sota')
+    latot.print_summary(evaluation)
+    latot.write_report(evaluation, latot.default_output_dir('latot_test_sota'))
+    latot.write_json(evaluation, 'scores.json')
+
+As a command (``python -m pytracking_plugins.analysis.latot --help``)::
+
+    python -m pytracking_plugins.analysis.latot --dataset latot_test \\
+        --tracker mkdnet mkdnet --label MKDNet \\
+        --tracker dimp super_dimp 0-2 --merge-runs \\
+        --results /data/latot_raw_results/LTMU \\
+        --results-root /data/lasot_toolkit/tracking_results \\
+        --json scores.json
+
+It prints the ranked table and Table V, and writes into ``<result_plot_path>/<report name>/`` (default report name:
+``latot_protocol_<dataset>``; or ``--output-dir``):
+``precision_plot``, ``norm_precision_plot``, ``success_plot`` and ``attributes_plot`` (``.png`` and ``.pdf``),
+``per_sequence.csv``, ``summary.txt``, ``report.md``, and the cache ``latot_eval_data.pkl``. Every file is
+written to a temporary name first and renamed when complete.
+
+Metric definitions and frame rules: :mod:`pytracking_plugins.analysis.metrics`. Result folders:
+:mod:`pytracking_plugins.analysis.results`. Attributes: :mod:`pytracking_plugins.latot_attributes`. Dataset
+statistics (Table I, tiny criterion): :mod:`pytracking_plugins.analysis.stats`.
+
+pytracking's own tools (``print_results``, ``plot_results``, ``print_results_per_attribute``,
+``plot_attributes_radar`` with ``get_dataset_attributes('latot_test')``) work on LaTOT too, but report pytracking's
+metrics, not LaTOT's: 'Precision' at 20 px (LaTOT: 5 px), 'Norm Precision' at 0.2 (LaTOT: the area under the curve
+from 0 to 0.5), and an AUC that, with ``exclude_invalid_frames=True``, equals SR up to two artefacts: an IoU of a box
+with itself can round to just above 1 and count at t = 1, and absent frames count as normalised-precision hits.
+Use this module for LaTOT's numbers.
+"""
+import argparse
+import sys
+from typing import List, Optional, Sequence
+
+from pytracking_plugins import latot_attributes, latot_data
+from pytracking_plugins.analysis.scoring import (CACHE_FILE_NAME, METRICS, Evaluation, default_output_dir,
+                                                 default_report_name, evaluate, protocol_description)
+from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves
+from pytracking_plugins.analysis.report import (attribute_table, markdown_report, overall_table, print_summary,
+                                                write_json, write_report)
+from pytracking_plugins.analysis.results import (ResultSource, ResultsError, folder_source, folder_sources_under,
+                                                 parse_run_ids, pytracking_sources)
+
+__all__ = ['evaluate', 'Evaluation', 'ResultSource', 'ResultsError', 'folder_source', 'folder_sources_under',
+           'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
+           'plot_attributes', 'overall_table', 'attribute_table', 'markdown_report', 'default_output_dir',
+           'default_report_name', 'protocol_description', 'METRICS', 'CACHE_FILE_NAME', 'main']
+
+
+# Command line -----------------------------------------------------------------------------------------------------
+
+class _Tracker(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) < 2:
+            parser.error('--tracker takes NAME PARAMETER [RUN_IDS ...], got {}'.format(' '.join(values)))
+        run_ids = None
+        if len(values) > 2:
+            try:
+                run_ids = [run_id for text in values[2:] for run_id in parse_run_ids(text)]
+            except ValueError as error:
+                parser.error(str(error))
+        namespace.sources.append(dict(kind='pytracking', name=values[0], parameter=values[1], run_ids=run_ids,
+                                      label=None))
+
+
+class _Results(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.sources.append(dict(kind='folder', directory=values, label=None))
+
+
+class _ResultsRoot(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.sources.append(dict(kind='root', directory=values, label=None))
+
+
+class _Label(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        if not namespace.sources or namespace.sources[-1]['kind'] == 'root':
+            parser.error('--label names the --tracker or --results given just before it')
+        if namespace.sources[-1]['label'] is not None:
+            parser.error('--label given twice for one tracker')
+        namespace.sources[-1]['label'] = values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m pytracking_plugins.analysis.latot',
+        description='Scores trackers under the LaTOT protocol (PR at 5 px, NPR, SR; per attribute and per sequence) '
+                    'and writes the plots, a Markdown report and, on request, a JSON file of every score.',
+        epilog='Trackers are scored in the order given; give --tracker and --results as often as needed, in any mix. '
+               'Result files: <folder>/<sequence>.txt, one x,y,w,h box per frame (commas, tabs or spaces).')
+    parser.set_defaults(sources=[])
+    group = parser.add_argument_group('trackers')
+    group.add_argument('--tracker', nargs='+', action=_Tracker, metavar=('NAME PARAMETER', 'RUN_IDS'),
+                       help="pytracking results: <results_path>/NAME/PARAMETER[_<run id>], as trackerlist(NAME, "
+                            "PARAMETER, RUN_IDS); RUN_IDS like 0 1 2, 0-4 or 0,2,5")
+    group.add_argument('--results', action=_Results, metavar='FOLDER',
+                       help='an external results folder (label: the folder name)')
+    group.add_argument('--results-root', action=_ResultsRoot, metavar='FOLDER',
+                       help='a folder of results folders, one per tracker (e.g. a LaSOT-toolkit tracking_results/)')
+    group.add_argument('--label', action=_Label, metavar='TEXT',
+                       help='display name of the --tracker or --results just before (run ids are appended)')
+    group.add_argument('--merge-runs', action='store_true',
+                       help="average the runs of a pytracking tracker (pytracking's merge_results)")
+
+    group = parser.add_argument_group('dataset')
+    group.add_argument('--dataset', default='latot_test',
+                       help="pytracking dataset name: latot_test (default), latot, latot_train, or any other")
+    group.add_argument('--latot-path', metavar='FOLDER',
+                       help="LaTOT root instead of settings.latot_path in pytracking's local.py")
+    group.add_argument('--allow-missing-sequences', action='store_true',
+                       help='evaluate the LaTOT sequences present on disk instead of stopping at missing ones')
+    group.add_argument('--skip-missing', action='store_true',
+                       help='evaluate only the sequences every tracker has results for (otherwise: an error that '
+                            'lists the missing result files)')
+
+    group = parser.add_argument_group('output')
+    group.add_argument('--report-name', help='folder under result_plot_path (default: latot_protocol_<dataset>)')
+    group.add_argument('--output-dir', metavar='FOLDER', help='write here instead of result_plot_path/<report name>')
+    group.add_argument('--json', metavar='FILE', help='write every score (overall, per attribute, per sequence) here')
+    group.add_argument('--title', help='title of the Markdown report')
+    group.add_argument('--no-plots', action='store_true', help='no plots (the report then has none either)')
+    group.add_argument('--no-report', action='store_true', help='print (and --json) only; write no report files')
+    group.add_argument('--per-sequence', action='store_true', help='also print the SR of every sequence')
+    group.add_argument('--force', action='store_true', help='ignore the cache and recompute every score')
+    return parser
+
+
+def _sources(specs: List[dict]) -> List[ResultSource]:
+    sources: List[ResultSource] = []
+    for spec in specs:
+        if spec['kind'] == 'pytracking':
+            sources += pytracking_sources(spec['name'], spec['parameter'], spec['run_ids'], spec['label'])
+        elif spec['kind'] == 'folder':
+            sources.append(folder_source(spec['directory'], spec['label']))
+        else:
+            sources += folder_sources_under(spec['directory'])
+    return sources
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.sources:
+        parser.error('give at least one --tracker, --results or --results-root')
+    dataset_kwargs = {}
+    if args.latot_path is not None or args.allow_missing_sequences:
+        if not args.dataset.lower().startswith('latot'):
+            parser.error('--latot-path and --allow-missing-sequences apply to the LaTOT datasets only')
+        if args.latot_path is not None:
+            dataset_kwargs['root'] = args.latot_path
+        if args.allow_missing_sequences:
+            dataset_kwargs['allow_missing'] = True
+    report_name = args.report_name or default_report_name(args.dataset)
+    try:
+        output_dir = args.output_dir or default_output_dir(report_name)
+        evaluation = evaluate(_sources(args.sources), args.dataset, report_name=report_name, output_dir=output_dir,
+                              skip_missing=args.skip_missing, merge_runs=args.merge_runs,
+                              force_evaluation=args.force, **dataset_kwargs)
+    except (ResultsError, latot_data.LaTOTFormatError, latot_attributes.AttributeFormatError, ValueError) as error:
+        print('error: {}'.format(error), file=sys.stderr)
+        return 2
+    summary = print_summary(evaluation, per_sequence=args.per_sequence)
+    written = []
+    if not args.no_report:
+        written += write_report(evaluation, output_dir, plots=not args.no_plots, title=args.title, summary=summary)
+    if args.json:
+        written.append(write_json(evaluation, args.json))
+    if written:
+        print('\nWrote:\n' + '\n'.join('  ' + path for path in written))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Where tracking results come from: pytracking's result folders and external (published, LaSOT-toolkit) folders.
+
+Both hold one ``<sequence>.txt`` per sequence, one ``x, y, w, h`` box per frame, separated by commas, tabs or spaces
+(pytracking writes tabs and, patched, two decimals; the paper's authors and LaSOT-toolkit users publish commas).
+
+- pytracking: ``<results_path>/<tracker>/<parameter>[_<run id:03d>]/`` -- exactly the folder pytracking's
+  ``Tracker.results_dir`` names (``trackerlist(name, parameter, run_ids)``); ``results_path`` comes from
+  pytracking's ``local.py``. Any object with pytracking's ``Tracker`` fields is accepted as is.
+- external: any folder; its label is the folder's name unless given.
+"""
+import hashlib
+import os
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from pytracking_plugins import latot_data
+
+
+class ResultsError(ValueError):
+    """Tracking results that cannot be evaluated; the message names the files, lines or settings to fix."""
+
+
+class ResultSource:
+    """One tracker's results: a folder of ``<sequence>.txt`` files and how to name it in tables and plots.
+
+    ``kind`` is 'pytracking' (with ``name``, ``parameter_name``, ``run_id``) or 'folder'.
+    """
+
+    def __init__(self, directory: str, label: str, kind: str = 'folder', name: Optional[str] = None,
+                 parameter_name: Optional[str] = None, run_id: Optional[int] = None,
+                 display_name: Optional[str] = None):
+        self.directory = directory
+        self.label = label
+        self.kind = kind
+        self.name = name
+        self.parameter_name = parameter_name
+        self.run_id = run_id
+        self.display_name = display_name
+
+    @property
+    def merged_label(self) -> str:
+        """The label of the runs of one tracker averaged: the display name, else ``name_param``."""
+        if self.kind == 'pytracking':
+            return pytracking_display_name(self.name, self.parameter_name, None, self.display_name)
+        return self.label
+
+    @property
+    def key(self) -> str:
+        """Identity in caches: the kind and the absolute folder."""
+        return '{}:{}'.format(self.kind, os.path.abspath(self.directory))
+
+    @property
+    def group(self) -> Tuple:
+        """Runs of one pytracking tracker share a group (what ``merge_runs`` averages); a folder is its own group."""
+        if self.kind == 'pytracking':
+            return ('pytracking', self.name, self.parameter_name)
+        return ('folder', os.path.abspath(self.directory))
+
+    def result_path(self, sequence_name: str) -> str:
+        return os.path.join(self.directory, '{}.txt'.format(sequence_name))
+
+    def describe(self) -> Dict:
+        info = dict(label=self.label, kind=self.kind, results_dir=os.path.abspath(self.directory))
+        if self.kind == 'pytracking':
+            info.update(name=self.name, parameter=self.parameter_name, run_id=self.run_id)
+        return info
+
+    def __repr__(self) -> str:
+        return 'ResultSource({!r}, {})'.format(self.label, self.directory)
+
+
+def pytracking_display_name(name: str, parameter_name: str, run_id: Optional[int],
+                            display_name: Optional[str] = None) -> str:
+    """pytracking's ``get_tracker_display_name``: the display name, else ``name_param[_runid:03d]``.
+
+    Unlike pytracking, a display name given to several runs gets the run id appended too, so that every run keeps
+    its own row, curve and JSON key (pytracking shows same-named rows).
+    """
+    if display_name is not None:
+        return display_name if run_id is None else '{}_{:03d}'.format(display_name, run_id)
+    if run_id is None:
+        return '{}_{}'.format(name, parameter_name)
+    return '{}_{}_{:03d}'.format(name, parameter_name, run_id)
+
+
+def from_pytracking_tracker(tracker) -> ResultSource:
+    """A source from a pytracking ``Tracker`` (e.g. from ``trackerlist``), using its own ``results_dir``."""
+    return ResultSource(tracker.results_dir,
+                        pytracking_display_name(tracker.name, tracker.parameter_name, tracker.run_id,
+                                                getattr(tracker, 'display_name', None)),
+                        kind='pytracking', name=tracker.name, parameter_name=tracker.parameter_name,
+                        run_id=tracker.run_id, display_name=getattr(tracker, 'display_name', None))
+
+
+def pytracking_results_dir(name: str, parameter_name: str, run_id: Optional[int] = None,
+                           results_path: Optional[str] = None) -> str:
+    """The folder pytracking's ``Tracker`` writes to (same format string as ``Tracker.__init__``)."""
+    if results_path is None:
+        from pytracking.evaluation.environment import env_settings
+        results_path = env_settings().results_path
+    if run_id is None:
+        return '{}/{}/{}'.format(results_path, name, parameter_name)
+    return '{}/{}/{}_{:03d}'.format(results_path, name, parameter_name, run_id)
+
+
+def pytracking_sources(name: str, parameter_name: str, run_ids: Union[None, int, Iterable[int]] = None,
+                       display_name: Optional[str] = None, results_path: Optional[str] = None) -> List[ResultSource]:
+    """Sources for pytracking's ``trackerlist(name, parameter_name, run_ids, display_name)``.
+
+    Built without ``trackerlist`` itself, which imports the tracker's module (its networks and, for DiMP, compiled
+    ops) although evaluating results needs only the folder.
+    """
+    if run_ids is None or isinstance(run_ids, int):
+        run_ids = [run_ids]
+    return [ResultSource(pytracking_results_dir(name, parameter_name, run_id, results_path),
+                         pytracking_display_name(name, parameter_name, run_id, display_name),
+                         kind='pytracking', name=name, parameter_name=parameter_name, run_id=run_id,
+                         display_name=display_name)
+            for run_id in run_ids]
+
+
+def folder_source(directory: str, label: Optional[str] = None) -> ResultSource:
+    """A source for an external results folder; an error naming it when it is not a folder."""
+    if not os.path.isdir(directory):
+        raise ResultsError('Results folder {} does not exist'.format(directory))
+    return ResultSource(directory, label or os.path.basename(os.path.normpath(directory)), kind='folder')
+
+
+def folder_sources_under(root: str) -> List[ResultSource]:
+    """One source per sub-folder of ``root`` (e.g. a LaSOT-toolkit ``tracking_results/`` of many trackers)."""
+    if not os.path.isdir(root):
+        raise ResultsError('Results root {} does not exist'.format(root))
+    folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not folders:
+        raise ResultsError('Results root {} has no tracker folders'.format(root))
+    return [folder_source(os.path.join(root, d)) for d in folders]
+
+
+def as_sources(trackers: Iterable) -> List[ResultSource]:
+    """Sources from any mix of ResultSource, pytracking Trackers (``trackerlist``) and folder paths."""
+    sources = []
+    for tracker in trackers:
+        if isinstance(tracker, ResultSource):
+            sources.append(tracker)
+        elif isinstance(tracker, (str, os.PathLike)):
+            sources.append(folder_source(os.fspath(tracker)))
+        elif hasattr(tracker, 'results_dir') and hasattr(tracker, 'parameter_name'):
+            sources.append(from_pytracking_tracker(tracker))
+        else:
+            raise TypeError('Not a tracker: {!r} (give a ResultSource, a pytracking Tracker or a folder)'.format(
+                tracker))
+    labels = [s.label for s in sources]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ResultsError('Two trackers share the label(s) {}: give each its own display name / label ({})'.format(
+            ', '.join(duplicates), '; '.join('{} -> {}'.format(s.label, s.directory) for s in sources
+                                             if s.label in duplicates)))
+    return sources
+
+
+def missing_results(sources: Sequence[ResultSource], sequence_names: Sequence[str]) -> Dict[str, List[str]]:
+    """``{label: [sequence, ...]}`` of the result files that do not exist (only labels with any)."""
+    missing = {}
+    for source in sources:
+        absent = [name for name in sequence_names if not os.path.isfile(source.result_path(name))]
+        if absent:
+            missing[source.label] = absent
+    return missing
+
+
+def missing_results_message(missing: Dict[str, List[str]], sources: Sequence[ResultSource],
+                            num_sequences: int) -> str:
+    by_label = {s.label: s for s in sources}
+    lines = ['Tracking results are missing (a <sequence>.txt per sequence is needed):']
+    for label, names in missing.items():
+        directory = by_label[label].directory
+        if not os.path.isdir(directory):
+            lines.append('  {}: the results folder {} does not exist'.format(label, directory))
+            continue
+        shown = ', '.join(names[:10]) + (' and {} more'.format(len(names) - 10) if len(names) > 10 else '')
+        lines.append('  {}: {} of {} sequences missing in {}: {}'.format(
+            label, len(names), num_sequences, directory, shown))
+    lines.append('Run the trackers on these sequences, or evaluate only the sequences every tracker has with '
+                 'skip_missing=True (command line: --skip-missing).')
+    return '\n'.join(lines)
+
+
+def read_result_bytes(path: str) -> bytes:
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:
+    """A result file's boxes [num_frames, 4]; errors name the file and line (format, count, NaN, negative size)."""
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as error:
+        raise ResultsError('{}: not a text file ({})'.format(path, error)) from None
+    try:
+        boxes = latot_data.parse_boxes(text, path)
+    except latot_data.LaTOTFormatError as error:
+        raise ResultsError(str(error)) from None
+    if len(boxes) != num_frames:
+        raise ResultsError('{}: {} boxes, but the sequence has {} frames (one x,y,w,h line per frame is '
+                           'needed)'.format(path, len(boxes), num_frames))
+    bad = ~np.all(np.isfinite(boxes), axis=1) | np.any(boxes[:, 2:] < 0, axis=1)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise ResultsError('{}, line {}: invalid box {} (NaN, infinite, or negative width/height; write 0,0,0,0 '
+                           'for "no box")'.format(path, _line_number(text, index), _format_box(boxes[index])))
+    return boxes
+
+
+def _format_box(box: np.ndarray) -> str:
+    return ','.join('{:g}'.format(v) for v in box)
+
+
+def _line_number(text: str, box_index: int) -> int:
+    """The 1-based line of the ``box_index``-th non-empty line (empty lines are skipped by the parser)."""
+    seen = -1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            seen += 1
+            if seen == box_index:
+                return number
+    return box_index + 1
+
+
+def fingerprint(parts: Iterable[bytes]) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, 'little'))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+_RUN_IDS = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
+
+
+def parse_run_ids(text: str) -> List[int]:
+    """'3' -> [3], '0-4' -> [0..4], '0,2,5-6' -> [0, 2, 5, 6]."""
+    if not _RUN_IDS.match(text):
+        raise ValueError("Run ids '{}': give a number, a range 'a-b' or a comma list, e.g. 0-4 or 0,2,5".format(text))
+    ids: List[int] = []
+    for part in text.split(','):
+        low, _, high = part.partition('-')
+        ids.extend(range(int(low), int(high or low) + 1))
+    return ids
