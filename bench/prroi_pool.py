@@ -1,0 +1,151 @@
+"""Benchmark: PrRoIPool (ltr_plugins.prroi_pool) against torchvision.ops.roi_align on DiMP-shaped inputs.
+
+Times forward + backward. PrRoIPool gets gradients for the features AND the RoI coordinates (as DiMP's IoU-net
+needs); roi_align has no gradient for boxes, so it is timed with only the features requiring grad (which favours
+roi_align). roi_align uses sampling_ratio=2, aligned=False and the same boxes and output size.
+
+Cases: layer2 [B, 256, 44, 44] pooled 5x5 at 1/8 and layer3 [B, 256, 22, 22] pooled 3x3 at 1/16, with 3*B*128 RoIs
+(boxes inside a 352-px image, widths/heights 10-200 px, spread evenly over the B maps).
+
+    python bench/prroi_pool.py [--batch-sizes 2 8] [--repeats 7] [--warmup 2] [--device cpu] [--threads N]
+                               [--max-ratio 2]
+
+On a machine shared with other busy processes, multi-threaded ops suffer far more than roi_align's single-threaded
+CPU kernels (every parallel region waits for its slowest thread): check the load averages printed with the table.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ltr_plugins.prroi_pool import prroi_pool2d  # noqa: E402
+
+CASES = [  # name, channels, map size, pooled size, spatial scale
+    ('layer2', 256, 44, 5, 1 / 8),
+    ('layer3', 256, 22, 3, 1 / 16),
+]
+IMAGE_SIZE = 352
+
+
+def make_rois(num_images: int, num_rois: int, generator: torch.Generator) -> torch.Tensor:
+    w = torch.rand(num_rois, generator=generator) * 190 + 10
+    h = torch.rand(num_rois, generator=generator) * 190 + 10
+    x1 = torch.rand(num_rois, generator=generator) * (IMAGE_SIZE - w)
+    y1 = torch.rand(num_rois, generator=generator) * (IMAGE_SIZE - h)
+    batch_index = (torch.arange(num_rois) * num_images // num_rois).float()
+    return torch.stack([batch_index, x1, y1, x1 + w, y1 + h], 1)
+
+
+def time_interleaved(fns, device: torch.device, warmup: int, repeats: int):
+    """(median, min) wall time in seconds of each fn, calling them in turn every round so that a change in
+    background load on the machine affects all of them alike."""
+    times = [[] for _ in fns]
+    for i in range(warmup + repeats):
+        for fn, record in zip(fns, times):
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            fn()
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                record.append(time.perf_counter() - start)
+    return [(statistics.median(record), min(record)) for record in times]
+
+
+def load_average() -> str:
+    try:
+        return '{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())
+    except OSError:
+        return 'unknown'
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[2, 8])
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--backend', default='torch', choices=['auto', 'torch', 'cuda'],
+                        help='PrRoIPool backend (default: torch, the pure-PyTorch implementation)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads(N) first (default: leave torch\'s default alone)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--max-ratio', type=float, default=None,
+                        help='exit with status 1 if any prroi/roi_align ratio exceeds this')
+    args = parser.parse_args()
+
+    from torchvision.ops import roi_align
+    import torchvision
+
+    device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print('torch {} / torchvision {} | {} | {} | device {}'.format(
+        torch.__version__, torchvision.__version__, platform.platform(), cpu_name(), device))
+    print('torch threads {} ({}) | os.cpu_count() {} | CPU capability {}'.format(
+        torch.get_num_threads(), 'default, not set' if args.threads is None else 'set by --threads',
+        os.cpu_count(), torch.backends.cpu.get_cpu_capability()))
+    print('load average at start: {}'.format(load_average()))
+    print('forward+backward, median of {} after {} warm-up, the two ops interleaved'.format(args.repeats, args.warmup))
+    print('prroi (backend={!r}): grad w.r.t. features and rois | roi_align(sampling_ratio=2, aligned=False): grad '
+          'w.r.t. features only (it has none for boxes)'.format(args.backend))
+    header = '{:<7} {:>2} {:>6} {:>16} {:>5} {:>12} {:>16} {:>6} {:>10}'.format(
+        'case', 'B', 'K', 'features', 'pool', 'prroi fw+bw', 'roi_align fw+bw', 'ratio', 'ratio(min)')
+    print(header)
+    print('-' * len(header))
+
+    generator = torch.Generator().manual_seed(args.seed)
+    worst = 0.0
+    for name, channels, size, pooled, scale in CASES:
+        for batch in args.batch_sizes:
+            num_rois = 3 * batch * 128
+            features = torch.rand(batch, channels, size, size, generator=generator).to(device)
+            rois = make_rois(batch, num_rois, generator).to(device)
+            grad_out = torch.randn(num_rois, channels, pooled, pooled, generator=generator).to(device)
+            feats_p = features.clone().requires_grad_(True)
+            rois_p = rois.clone().requires_grad_(True)
+            feats_r = features.clone().requires_grad_(True)
+
+            def run_prroi():
+                feats_p.grad, rois_p.grad = None, None
+                prroi_pool2d(feats_p, rois_p, pooled, pooled, scale, backend=args.backend).backward(grad_out)
+
+            def run_roi_align():
+                feats_r.grad = None
+                roi_align(feats_r, rois, (pooled, pooled), scale, 2, False).backward(grad_out)
+
+            (t_prroi, min_prroi), (t_align, min_align) = time_interleaved(
+                [run_prroi, run_roi_align], device, args.warmup, args.repeats)
+            ratio = t_prroi / t_align
+            worst = max(worst, ratio)
+            print('{:<7} {:>2} {:>6} {:>16} {:>5} {:>10.1f}ms {:>14.1f}ms {:>6.2f} {:>10.2f}'.format(
+                name, batch, num_rois, 'x'.join(map(str, features.shape)), '{0}x{0}'.format(pooled),
+                t_prroi * 1e3, t_align * 1e3, ratio, min_prroi / min_align))
+    print('load average at end: {}'.format(load_average()))
+    print('times are medians; ratio = median prroi / median roi_align; ratio(min) = the same with the fastest runs')
+    print('worst ratio prroi/roi_align: {:.2f}'.format(worst))
+    if args.max_ratio is not None and worst > args.max_ratio:
+        print('FAIL: ratio above --max-ratio {}'.format(args.max_ratio))
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

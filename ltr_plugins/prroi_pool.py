@@ -1,0 +1,266 @@
+"""Precise RoI Pooling (PrRoIPool, Jiang et al., "Acquisition of Localization Confidence for Accurate Object
+Detection", ECCV 2018) in pure PyTorch, with optional dispatch to the original CUDA extension.
+
+Definition (the one the CUDA op implements):
+
+* The feature map ``F[i, j]`` (row ``i``, column ``j``) defines a continuous function by bilinear interpolation
+  with zero padding, ``f(x, y) = sum_ij F[i, j] * tri(x - j) * tri(y - i)`` with ``tri(t) = max(0, 1 - |t|)``.
+  So ``f`` falls linearly to 0 between the outermost samples and one step beyond, and is 0 further out.
+* A RoI ``[batch_index, x1, y1, x2, y2]`` (image coordinates) becomes ``x1 * s ... y2 * s`` on the feature map
+  (``s = spatial_scale``); ``roi_w = max(x2s - x1s, 0)``, ``bin_w = roi_w / pooled_width`` (``h`` likewise), and bin
+  ``(ph, pw)`` covers ``[x1s + pw * bin_w, x1s + (pw + 1) * bin_w] x [y1s + ph * bin_h, y1s + (ph + 1) * bin_h]``.
+* The bin's value is the integral of ``f`` over the bin divided by ``bin_w * bin_h``, and 0 for a bin of zero area.
+
+The integral is separable: ``integral = sum_ij F[i, j] * A_j * B_i`` with ``A_j = G(xb - j) - G(xa - j)``, ``G`` the
+antiderivative of ``tri`` (``B_i`` likewise in ``y``). ``A_j`` is non-zero only for ``floor(xa) <= j <= ceil(xb)``,
+so every bin is a short weighted sum of feature vectors. The pure-PyTorch path lists exactly those (bin, cell)
+pairs with their weights and hands them to ``torch.nn.functional.embedding_bag`` (a fused, multi-threaded weighted
+gather-and-sum, differentiable in both the table and the per-sample weights); the weights are computed from the box
+coordinates with ordinary autograd ops, so the result is differentiable in the features and the four coordinates.
+"""
+import importlib.util
+import os
+import sys
+import warnings
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['PrRoIPool2D', 'prroi_pool2d']
+
+BACKENDS = ('auto', 'torch', 'cuda')
+BACKEND_ENV_VAR = 'PRROI_POOL_BACKEND'
+
+# Private name for the submodule's package, so loading it never goes through the public
+# ``ltr.external.PreciseRoIPooling.pytorch.prroi_pool`` path, which the plugin aliases to this very module.
+_CUDA_PACKAGE_NAME = '_ltr_plugins_prroi_pool_cuda_ext'
+_cuda_state = {'loaded': False, 'fn': None, 'reason': 'not loaded yet'}
+
+
+def _load_cuda_prroi_pool2d() -> Optional[Callable]:
+    """Returns ``prroi_pool2d`` of the populated PreciseRoIPooling submodule, or None (the reason is kept).
+
+    The submodule lives at ``<ltr>/external/PreciseRoIPooling/pytorch/prroi_pool/``. Its ``functional.py``
+    JIT-compiles the extension from ``src/`` on the first CUDA call, so importing it here is cheap. The result is
+    cached; the reason for a None is reported by :func:`prroi_pool2d` when ``backend='cuda'`` is asked for.
+    """
+    if _cuda_state['loaded']:
+        return _cuda_state['fn']
+    _cuda_state['loaded'] = True
+    try:
+        import ltr  # lazily: this module is itself imported under an ``ltr.external...`` alias
+    except ImportError as exc:
+        _cuda_state['reason'] = "pytracking's ltr package is not importable ({!r})".format(exc)
+        return None
+    try:
+        package_dir = os.path.join(os.path.dirname(ltr.__file__), 'external', 'PreciseRoIPooling', 'pytorch',
+                                   'prroi_pool')
+        functional_file = os.path.join(package_dir, 'functional.py')
+        if not (os.path.isfile(functional_file) and os.path.isdir(os.path.join(package_dir, 'src'))):
+            _cuda_state['reason'] = 'the PreciseRoIPooling submodule is not populated ({} lacks functional.py ' \
+                                    'or src/)'.format(package_dir)
+            return None
+        # Register the folder as a package without running its __init__ (which imports more than needed), so
+        # relative imports inside functional.py resolve against the submodule's own files.
+        package_spec = importlib.util.spec_from_file_location(
+            _CUDA_PACKAGE_NAME, os.path.join(package_dir, '__init__.py'), submodule_search_locations=[package_dir])
+        sys.modules.setdefault(_CUDA_PACKAGE_NAME, importlib.util.module_from_spec(package_spec))
+        spec = importlib.util.spec_from_file_location(_CUDA_PACKAGE_NAME + '.functional', functional_file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        _cuda_state['fn'] = module.prroi_pool2d
+        _cuda_state['reason'] = None
+    except Exception as exc:  # an unusable submodule must not break the pure-PyTorch path
+        _cuda_state['reason'] = 'importing the PreciseRoIPooling submodule failed: {!r}'.format(exc)
+        _cuda_state['fn'] = None
+    return _cuda_state['fn']
+
+
+def _resolve_backend(backend: Optional[str]) -> str:
+    if backend is None:
+        backend = os.environ.get(BACKEND_ENV_VAR, '') or 'auto'
+    backend = backend.strip().lower()
+    if backend not in BACKENDS:
+        raise ValueError('Unknown PrRoIPool backend {!r} (from the argument or ${}); expected one of {}'.format(
+            backend, BACKEND_ENV_VAR, ', '.join(BACKENDS)))
+    return backend
+
+
+def _tri_antiderivative(t: torch.Tensor) -> torch.Tensor:
+    """G(t) = integral of tri from -inf to t: 0 below -1, 1 above 1, and piecewise quadratic in between."""
+    t = t.clamp(-1.0, 1.0)
+    return torch.where(t < 0, 0.5 * (t + 1) ** 2, 1 - 0.5 * (1 - t) ** 2)
+
+
+def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
+    """Integration weights of the samples ``0 .. size-1`` along one axis for bins ``[lo, hi]`` (shape [K, P]).
+
+    Returns ``first`` [K, P] (first sample index touched), ``count`` [K, P] (number of samples touched, after
+    clipping to the map) and ``weights`` [K, P, span] where ``weights[..., t]`` belongs to sample ``first + t``.
+    """
+    with torch.no_grad():
+        # NaN/inf coordinates must not turn into absurd indices or tap counts.
+        lo_d = torch.nan_to_num(lo, nan=0.0).clamp(-2.0, size + 1.0)
+        hi_d = torch.nan_to_num(hi, nan=0.0).clamp(-2.0, size + 1.0)
+        first = torch.floor(lo_d).clamp(min=0)
+        last = torch.ceil(hi_d).clamp(max=size - 1)
+        count = (last - first + 1).clamp(min=0)
+        span = max(int(count.max()), 1) if count.numel() else 1
+        first = first.long()
+        count = count.long()
+    positions = first.unsqueeze(-1) + torch.arange(span, device=lo.device, dtype=torch.long)
+    positions = positions.to(lo.dtype)
+    weights = _tri_antiderivative(hi.unsqueeze(-1) - positions) - _tri_antiderivative(lo.unsqueeze(-1) - positions)
+    return first, count, weights
+
+
+def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
+                        spatial_scale: float) -> torch.Tensor:
+    N, C, H, W = features.shape
+    PH, PW = pooled_height, pooled_width
+    K = rois.shape[0]
+    device, dtype = features.device, features.dtype
+    rois = rois.to(dtype)
+
+    batch_index = rois[:, 0].detach().long()
+    if K > 0 and (int(batch_index.min()) < 0 or int(batch_index.max()) >= N):
+        raise IndexError('PrRoIPool: RoI batch indices must lie in [0, {}), got [{}, {}]'.format(
+            N, int(batch_index.min()), int(batch_index.max())))
+
+    x1, y1, x2, y2 = (rois[:, c] * spatial_scale for c in range(1, 5))
+    bin_w = (x2 - x1).clamp(min=0) / PW
+    bin_h = (y2 - y1).clamp(min=0) / PH
+    # Bin edges as x1 + p * bin (not cumulated) so the last edge is x2 up to one rounding, as in the CUDA op.
+    xs = x1.unsqueeze(1) + torch.arange(PW + 1, device=device, dtype=dtype) * bin_w.unsqueeze(1)
+    ys = y1.unsqueeze(1) + torch.arange(PH + 1, device=device, dtype=dtype) * bin_h.unsqueeze(1)
+    first_x, count_x, weights_x = _axis_weights(xs[:, :-1], xs[:, 1:], W)   # [K, PW], [K, PW], [K, PW, span_x]
+    first_y, count_y, weights_y = _axis_weights(ys[:, :-1], ys[:, 1:], H)   # [K, PH], [K, PH], [K, PH, span_y]
+    span_x, span_y = weights_x.shape[-1], weights_y.shape[-1]
+
+    area = bin_w * bin_h
+    # Double where: a zero-area bin yields 0 and, unlike 0 * inf, a zero gradient.
+    safe_area = torch.where(area > 0, area, torch.ones_like(area))
+    inv_area = torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
+    weights_y = weights_y * inv_area.view(K, 1, 1)
+
+    # One "bag" of taps per bin, listing only the cells the bin touches (their number varies from bin to bin).
+    # Taps are enumerated in two levels, bins -> rows of a bin -> cells of a row, so that most of the per-tap
+    # integer work is one gather from a per-row array plus an arange.
+    with torch.no_grad():
+        num_bins = K * PH * PW
+        nx_bin = count_x.unsqueeze(1).expand(K, PH, PW).reshape(-1)
+        ny_bin = torch.where(nx_bin > 0, count_y.unsqueeze(2).expand(K, PH, PW).reshape(-1), 0)
+        taps_per_bin = ny_bin * nx_bin
+        bag_offsets = torch.cumsum(taps_per_bin, 0) - taps_per_bin
+        num_rows = int(ny_bin.sum()) if num_bins else 0
+        bin_of_row = torch.repeat_interleave(torch.arange(num_bins, device=device), ny_bin, output_size=num_rows)
+        ty = torch.arange(num_rows, device=device) - (torch.cumsum(ny_bin, 0) - ny_bin)[bin_of_row]
+        k = bin_of_row // (PH * PW)
+        ph = (bin_of_row // PW) % PH
+        pw = bin_of_row % PW
+        kx = k * PW + pw
+        nx_row = nx_bin[bin_of_row]
+        row_start = torch.cumsum(nx_row, 0) - nx_row   # index of the row's first tap
+        num_taps = int(taps_per_bin.sum()) if num_bins else 0
+        row_of_tap = torch.repeat_interleave(torch.arange(num_rows, device=device), nx_row, output_size=num_taps)
+        tap = torch.arange(num_taps, device=device)
+        # tap - row_start[row] is the column offset inside the row
+        table_index = ((batch_index[k] * H + first_y.reshape(-1)[k * PH + ph] + ty) * W
+                       + first_x.reshape(-1)[kx] - row_start)[row_of_tap] + tap
+        wx_index = (kx * span_x - row_start)[row_of_tap] + tap
+        wy_index = (k * PH + ph) * span_y + ty
+    # index_select rather than [] because its backward is an index_add, cheaper than an accumulating index_put.
+    weights_row = torch.index_select(weights_y.reshape(-1), 0, wy_index)
+    tap_weights = (torch.index_select(weights_x.reshape(-1), 0, wx_index)
+                   * torch.index_select(weights_row, 0, row_of_tap))
+
+    # Channels last, so that each tap is one contiguous row of C values.
+    table = features.permute(0, 2, 3, 1).reshape(N * H * W, C)
+    pooled = F.embedding_bag(table_index, table, bag_offsets, mode='sum', per_sample_weights=tap_weights)
+    return pooled.view(K, PH, PW, C).permute(0, 3, 1, 2).contiguous()
+
+
+def _check_inputs(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int) -> None:
+    if features.dim() != 4:
+        raise ValueError('PrRoIPool: features must be [N, C, H, W], got shape {}'.format(tuple(features.shape)))
+    if rois.dim() != 2 or rois.shape[1] != 5:
+        raise ValueError('PrRoIPool: rois must be [K, 5] rows (batch_index, x1, y1, x2, y2), got shape {}'.format(
+            tuple(rois.shape)))
+    if int(pooled_height) < 1 or int(pooled_width) < 1:
+        raise ValueError('PrRoIPool: pooled sizes must be >= 1, got {}x{}'.format(pooled_height, pooled_width))
+    if features.device != rois.device:
+        raise ValueError('PrRoIPool: features on {} but rois on {}'.format(features.device, rois.device))
+
+
+def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
+                 spatial_scale: float, backend: Optional[str] = None) -> torch.Tensor:
+    """Precise RoI Pooling: the mean of the bilinearly interpolated feature map over each RoI bin.
+
+    Args:
+        features: [N, C, H, W] feature maps (float32 or float64; CPU or CUDA).
+        rois: [K, 5] rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates; ``batch_index`` picks the map.
+        pooled_height, pooled_width: number of bins per RoI (PH, PW).
+        spatial_scale: factor from image to feature coordinates (e.g. 1/8).
+        backend: ``'auto'`` (the CUDA extension for float32 CUDA tensors when it is available, otherwise pure
+            PyTorch), ``'torch'`` (always pure PyTorch) or ``'cuda'`` (the extension, or an error saying why not).
+            None reads ``$PRROI_POOL_BACKEND`` (default ``'auto'``).
+
+    Returns:
+        [K, C, PH, PW]: for bin ``(ph, pw)`` of RoI ``k``, the integral of ``f`` over
+        ``[x1s + pw * bin_w, x1s + (pw + 1) * bin_w] x [y1s + ph * bin_h, y1s + (ph + 1) * bin_h]`` divided by
+        ``bin_w * bin_h`` (0 for an empty bin), where ``f(x, y) = sum_ij F[i, j] tri(x - j) tri(y - i)``,
+        ``x1s = x1 * spatial_scale`` etc., ``bin_w = max(x2s - x1s, 0) / PW`` and ``bin_h = max(y2s - y1s, 0) / PH``.
+        Differentiable with respect to ``features`` and the four box coordinates (not the batch index).
+    """
+    _check_inputs(features, rois, pooled_height, pooled_width)
+    pooled_height, pooled_width, spatial_scale = int(pooled_height), int(pooled_width), float(spatial_scale)
+    backend = _resolve_backend(backend)
+    if backend == 'cuda':
+        if not (features.is_cuda and rois.is_cuda):
+            raise RuntimeError("PrRoIPool backend='cuda' needs CUDA tensors, got features on {} and rois on {}; "
+                               "use backend='torch' or 'auto' for CPU tensors".format(features.device, rois.device))
+        if features.dtype != torch.float32:
+            raise TypeError("PrRoIPool backend='cuda': the CUDA extension takes float32 features, got {}".format(
+                features.dtype))
+        fn = _load_cuda_prroi_pool2d()
+        if fn is None:
+            raise RuntimeError("PrRoIPool backend='cuda' is unavailable: {}".format(_cuda_state['reason']))
+        return fn(features, rois.to(features.dtype), pooled_height, pooled_width, spatial_scale)
+    if backend == 'auto' and features.is_cuda and features.dtype == torch.float32:
+        fn = _load_cuda_prroi_pool2d()
+        if fn is not None:
+            try:
+                return fn(features, rois.to(features.dtype), pooled_height, pooled_width, spatial_scale)
+            except ImportError as exc:  # the submodule raises this when the JIT build of its kernels fails
+                _cuda_state['fn'] = None
+                _cuda_state['reason'] = 'building the CUDA extension failed: {!r}'.format(exc)
+                warnings.warn('PrRoIPool: {}; falling back to the pure-PyTorch implementation'.format(
+                    _cuda_state['reason']))
+    return _prroi_pool2d_torch(features, rois, pooled_height, pooled_width, spatial_scale)
+
+
+class PrRoIPool2D(nn.Module):
+    """Precise RoI Pooling as a module; see :func:`prroi_pool2d` for the definition and the backends."""
+
+    def __init__(self, pooled_height: int, pooled_width: int, spatial_scale: float, backend: Optional[str] = None):
+        super().__init__()
+        self.pooled_height = int(pooled_height)
+        self.pooled_width = int(pooled_width)
+        self.spatial_scale = float(spatial_scale)
+        if backend is not None:
+            _resolve_backend(backend)  # fail at construction rather than on the first forward
+        self.backend = backend
+
+    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        return prroi_pool2d(features, rois, self.pooled_height, self.pooled_width, self.spatial_scale,
+                            backend=self.backend)
+
+    def extra_repr(self) -> str:
+        text = 'pooled_height={}, pooled_width={}, spatial_scale={}'.format(
+            self.pooled_height, self.pooled_width, self.spatial_scale)
+        if self.backend is not None:
+            text += ', backend={!r}'.format(self.backend)
+        return text
