@@ -1,0 +1,154 @@
+"""Benchmark: one MKDNet training step against one stock Super-DiMP training step, same batch, device and sizes.
+
+    .venv/bin/python bench/train_step.py [--device cpu|cuda] [--batch-size N] [--feature-sz 22] [--steps 5]
+                                         [--warmup 1] [--max-ratio 1.45]
+
+A step is what ltr's trainer does per batch: the actor's forward and losses, ``zero_grad``, ``backward`` and the
+optimizer step(s). Stock: ``KLDiMPActor`` on Super-DiMP (dimpnet50) with Super-DiMP's loss weights and Adam groups.
+MKDNet: ``MKDNetActor`` as the ``mkdnet`` train setting builds it (degradation, fixed teacher forward, student,
+both discriminators, the joint optimizer step), the student a copy of the stock network. Both networks are randomly
+initialised (no download; weights do not change the cost), and both get the very same batch: one batch of
+Super-DiMP's processing (KLDiMPProcessing, 128 proposals per test frame, 3 train + 3 test frames) of synthetic
+sequences written to a temporary folder.
+
+Sizes: Super-DiMP's 352-px crops by default (the ratio depends on the crop size: the discriminators' cost grows
+with the number of proposals, the networks' with the pixels); batch 20 on CUDA as Super-DiMP trains, 2 on the CPU
+(every cost grows linearly with the batch, so the ratio hardly depends on it).
+
+Timing: after ``--warmup`` steps of each, ``--steps`` rounds that run one stock step and one MKDNet step back to
+back (so a load change on the machine hits both alike); medians are compared. On CUDA every step ends with a
+synchronisation. On the CPU the process's CPU time per step is reported too: on a machine shared with other work
+it is the steadier measure of the work a step does. The target is a wall-time ratio <= 1.45 (the teacher adds one
+forward pass without backward: about 1.33 is the floor when a backward pass costs two forward passes).
+``--max-ratio`` makes the exit status 1 above it.
+"""
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+
+import torch
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_ROOT)
+
+import ltr.actors.tracking as tracking_actors  # noqa: E402
+import ltr.models.loss as ltr_losses  # noqa: E402
+import ltr.models.loss.kl_regression as klreg_losses  # noqa: E402
+
+from ltr_plugins.train_settings.mkdnet import _recipe as recipe  # noqa: E402
+from ltr_plugins.train_settings.mkdnet import smoke  # noqa: E402
+
+TARGET_RATIO = 1.45
+
+
+def make_settings(work: str, batch_size: int, feature_sz: int) -> types.SimpleNamespace:
+    env = types.SimpleNamespace(workspace_dir=work, tensorboard_dir=os.path.join(work, 'tensorboard'),
+                                pretrained_networks=os.path.join(work, 'pretrained_networks'), latot_dir='')
+    settings = types.SimpleNamespace(env=env)
+    recipe.paper(settings)                       # MKDNet's losses, weights, degradation, optimizers
+    settings.init = 'random'
+    settings.random_init_reason = 'benchmark'
+    settings.batch_size = batch_size
+    settings.num_workers = 0
+    settings.feature_sz = feature_sz
+    settings.output_sz = feature_sz * 16
+    settings.max_gap = 30
+    settings.samples_per_epoch = batch_size
+    settings.synthetic_latot_dir = os.path.join(work, 'latot')
+    settings.train_datasets = {'synthetic_latot': 1}
+    settings.val_datasets = {}
+    return settings
+
+
+def stock_super_dimp(net: torch.nn.Module):
+    """KLDiMPActor and Adam exactly as ltr/train_settings/dimp/super_dimp.py sets them up."""
+    actor = tracking_actors.KLDiMPActor(
+        net=net, objective={'bb_ce': klreg_losses.KLRegression(), 'test_clf': ltr_losses.LBHinge(threshold=0.05)},
+        loss_weight={'bb_ce': 0.01, 'test_clf': 100, 'test_init_clf': 100, 'test_iter_clf': 400})
+    optimizer = torch.optim.Adam([{'params': net.classifier.filter_initializer.parameters(), 'lr': 5e-5},
+                                  {'params': net.classifier.filter_optimizer.parameters(), 'lr': 5e-4},
+                                  {'params': net.classifier.feature_extractor.parameters(), 'lr': 5e-5},
+                                  {'params': net.bb_regressor.parameters(), 'lr': 1e-3},
+                                  {'params': net.feature_extractor.layer3.parameters(), 'lr': 2e-5}], lr=2e-4)
+    return actor, optimizer
+
+
+def timed_step(actor, optimizer, data, device: torch.device):
+    """(wall seconds, process CPU seconds) of one training step."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    loss, _ = actor(data)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='sequences per batch (default: 20, as Super-DiMP, on CUDA; 2 on the CPU)')
+    parser.add_argument('--feature-sz', type=int, default=22, help='crop = 16 x this (default: Super-DiMP\'s 352 px)')
+    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--max-ratio', type=float, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.batch_size is None:
+        args.batch_size = 20 if device.type == 'cuda' else 2
+    torch.backends.cudnn.benchmark = True      # as ltr/run_training.py sets it
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as work:
+        settings = make_settings(work, args.batch_size, args.feature_sz)
+        smoke.write_synthetic_sequences(settings.synthetic_latot_dir)
+        data = next(iter(recipe.build_loaders(settings)[0])).to(device)
+
+        mkdnet_actor = recipe.build_actor(settings)
+        mkdnet_optimizer, _ = recipe.build_optimizer(settings, mkdnet_actor)
+        stock_actor, stock_optimizer = stock_super_dimp(copy.deepcopy(mkdnet_actor.net.net))
+        for actor in (stock_actor, mkdnet_actor):
+            actor.to(device)
+            actor.train(True)
+
+        runs = {'super_dimp': (stock_actor, stock_optimizer), 'mkdnet': (mkdnet_actor, mkdnet_optimizer)}
+        for _ in range(args.warmup):
+            for actor, optimizer in runs.values():
+                timed_step(actor, optimizer, data, device)
+        times = {name: [] for name in runs}
+        for _ in range(args.steps):
+            for name, (actor, optimizer) in runs.items():
+                times[name].append(timed_step(actor, optimizer, data, device))
+
+    wall = {name: statistics.median(t[0] for t in values) for name, values in times.items()}
+    cpu = {name: statistics.median(t[1] for t in values) for name, values in times.items()}
+    ratio = wall['mkdnet'] / wall['super_dimp']
+    print('device: {} ({} threads)   batch: {} sequences x (3 train + 3 test) frames, {} px crops, 128 proposals'
+          .format(device, torch.get_num_threads(), args.batch_size, args.feature_sz * 16))
+    fastest = {name: min(t[0] for t in values) for name, values in times.items()}
+    for name in runs:
+        print('{:<11} median {:.3f} s/step   fastest {:.3f}   steps: {}'.format(
+            name, wall[name], fastest[name], ' '.join('{:.3f}'.format(t[0]) for t in times[name])))
+    print('ratio of the fastest steps (least disturbed by other load): {:.3f}'.format(
+        fastest['mkdnet'] / fastest['super_dimp']))
+    if device.type == 'cpu':
+        print('process CPU time per step (median): super_dimp {:.3f} s, mkdnet {:.3f} s, ratio {:.3f}'.format(
+            cpu['super_dimp'], cpu['mkdnet'], cpu['mkdnet'] / cpu['super_dimp']))
+    print('ratio mkdnet / super_dimp: {:.3f}  (target <= {})'.format(ratio, TARGET_RATIO))
+    if args.max_ratio is not None and ratio > args.max_ratio:
+        print('FAIL: ratio above --max-ratio {}'.format(args.max_ratio))
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+from .mkdnet import MKDNetActor

@@ -1,0 +1,190 @@
+"""MKDNet's teacher and student: two Super-DiMP networks, the teacher fixed, the student trained with discriminators.
+
+Both run the stock ``DiMPnet.forward`` (pytracking's training forward, unchanged) and also hand back the IoU-net's
+test-branch RoI features, the features MKDNet distils at the feature level: the layer2 branch after modulation and
+``prroi_pool3t`` (256 x 5 x 5 per proposal) and the layer3 branch after modulation and ``prroi_pool4t`` (256 x 3 x 3
+per proposal) -- the paper's "FMM" is this existing branch of the IoU-net.
+
+How the RoI features are obtained: a forward hook on the two pooling modules records their outputs while (and only
+while) a recording is open on that very module object. Hooks read what ``AtomIoUNet.predict_iou`` actually fed to its
+``fc3_rt``/``fc4_rt`` layers, in the graph (gradients flow back through them), without copying a line of its forward
+and without changing the network's class or its state dict, so the student exports as a stock Super-DiMP. The
+recording lives in the module object's ``__dict__``: under ``DataParallel`` every replica has its own pooling module
+objects (replicas share the hook function, not the recording), so each GPU thread records its own outputs.
+
+Every output keeps the sequence dimension at dim 1 -- score maps ``(images, sequences, H, W)``, IoU predictions
+``(images, sequences, proposals)`` and RoI features ``(images, sequences, proposals, C, h, w)`` -- so ltr's
+``MultiGPU(net, dim=1)`` scatters and gathers them correctly for any number of GPUs, also when the batch does not
+split evenly (the release flattened the RoI features to ``(images * sequences * proposals, ...)`` and reshaped after
+the gather, which only worked for even splits).
+"""
+import contextlib
+import os
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from ltr_plugins.models.super_dimp import build_super_dimp
+
+ROI_BRANCHES = ('layer2', 'layer3')
+# The AtomIoUNet pooling module of each branch ("3"/"4" are ATOM's names for backbone blocks layer2/layer3).
+ROI_POOL_MODULES = {'layer2': 'prroi_pool3t', 'layer3': 'prroi_pool4t'}
+
+_RECORDING = '_mkdnet_recorded_outputs'
+_TAPPED = '_mkdnet_roi_tap'
+
+SUPER_DIMP_FILE = 'super_dimp.pth.tar'
+SUPER_DIMP_URL = 'https://drive.google.com/open?id=1qDptswis2FxihLRYLVRGDvx6aUoAVVLv'
+
+
+def _record_output(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    recording = module.__dict__.get(_RECORDING)
+    if recording is not None:
+        recording.append(output)
+
+
+def install_roi_taps(net: nn.Module) -> None:
+    """Puts the recording hook on ``net.bb_regressor``'s test-branch pooling modules (once; harmless otherwise)."""
+    for branch in ROI_BRANCHES:
+        pool = getattr(net.bb_regressor, ROI_POOL_MODULES[branch])
+        if not pool.__dict__.get(_TAPPED, False):
+            pool.register_forward_hook(_record_output)
+            pool.__dict__[_TAPPED] = True
+
+
+@contextlib.contextmanager
+def _recording(modules: Sequence[nn.Module]) -> Iterator[List[List[torch.Tensor]]]:
+    for module in modules:
+        module.__dict__[_RECORDING] = []
+    try:
+        yield [module.__dict__[_RECORDING] for module in modules]
+    finally:
+        for module in modules:
+            module.__dict__.pop(_RECORDING, None)
+
+
+def forward_with_roi_features(net: nn.Module, train_imgs: torch.Tensor, test_imgs: torch.Tensor,
+                              train_bb: torch.Tensor, test_proposals: torch.Tensor) -> Dict[str, Any]:
+    """Runs ``net`` (a DiMPnet with taps installed) as in training and returns
+
+    ``{'scores': [classifier score map of every filter iterate, (images, sequences, H, W)],
+    'iou': (images, sequences, proposals), 'roi': {'layer2': (images, sequences, proposals, C, 5, 5),
+    'layer3': (images, sequences, proposals, C, 3, 3)}}``.
+    """
+    pools = [getattr(net.bb_regressor, ROI_POOL_MODULES[branch]) for branch in ROI_BRANCHES]
+    with _recording(pools) as recorded:
+        scores, iou = net(train_imgs=train_imgs, test_imgs=test_imgs, train_bb=train_bb,
+                          test_proposals=test_proposals)
+    num_images, num_sequences, num_proposals = test_proposals.shape[:3]
+    roi = {}
+    for branch, outputs in zip(ROI_BRANCHES, recorded):
+        if len(outputs) != 1:
+            raise RuntimeError('expected one {} call in the IoU-net forward, saw {}'.format(
+                ROI_POOL_MODULES[branch], len(outputs)))
+        # AtomIoUNet pools image-major: row = (image * sequences + sequence) * proposals + proposal.
+        roi[branch] = outputs[0].reshape(num_images, num_sequences, num_proposals, *outputs[0].shape[-3:])
+    return {'scores': scores, 'iou': iou, 'roi': roi}
+
+
+class FrozenTeacher(nn.Module):
+    """The fixed teacher: its own modules, no parameter requires grad, always in eval mode (BatchNorm statistics
+    never move, whatever ``train()`` is asked for), and its forward runs under ``torch.no_grad()``."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        install_roi_taps(net)
+        self.net.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> 'FrozenTeacher':
+        return super().train(False)
+
+    def forward(self, train_imgs: torch.Tensor, test_imgs: torch.Tensor, train_bb: torch.Tensor,
+                test_proposals: torch.Tensor) -> Dict[str, Any]:
+        with torch.no_grad():
+            return forward_with_roi_features(self.net, train_imgs, test_imgs, train_bb, test_proposals)
+
+
+class MKDNetStudent(nn.Module):
+    """What MKDNet trains: the student Super-DiMP (``net``) and the feature-level discriminators (None when the
+    recipe uses no adversarial term). This is the ``actor.net`` whose state ltr's trainer checkpoints; the teacher
+    is not part of it (it is rebuilt from its checkpoint, unchanged, at every start).
+
+    ``info['student_constructor']`` keeps the student's ltr constructor so a training checkpoint can be exported
+    as a stock tracking network (:mod:`ltr_plugins.export_mkdnet`).
+    """
+
+    def __init__(self, net: nn.Module, discriminators: Optional[nn.ModuleDict] = None,
+                 info: Optional[Dict[str, Any]] = None):
+        super().__init__()
+        self.net = net
+        install_roi_taps(net)
+        self.discriminators = discriminators
+        self.info = dict(info or {}, student_constructor=getattr(net, 'constructor', None))
+
+    def forward(self, train_imgs: torch.Tensor, test_imgs: torch.Tensor, train_bb: torch.Tensor,
+                test_proposals: torch.Tensor) -> Dict[str, Any]:
+        return forward_with_roi_features(self.net, train_imgs, test_imgs, train_bb, test_proposals)
+
+
+def super_dimp_search_dirs(settings) -> List[str]:
+    """Where ``super_dimp.pth.tar`` is looked for: the ltr environment's ``pretrained_networks``, then pytracking's
+    network folder(s) (from pytracking/evaluation/local.py, when it is set up)."""
+    dirs = []
+    pretrained = getattr(settings.env, 'pretrained_networks', '')
+    if pretrained:
+        dirs.append(pretrained)
+    try:
+        from pytracking.evaluation.local import local_env_settings
+        network_path = local_env_settings().network_path
+    except Exception:   # no pytracking local.py here: only the ltr folders count
+        network_path = None
+    if isinstance(network_path, str) and network_path:
+        dirs.append(network_path)
+    elif isinstance(network_path, (list, tuple)):
+        dirs.extend(p for p in network_path if p)
+    unique = []
+    for d in dirs:
+        d = os.path.abspath(os.path.expanduser(d))
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_super_dimp_checkpoint(settings) -> str:
+    """The Super-DiMP checkpoint MKDNet's teacher and student start from: ``settings.teacher_checkpoint`` when set,
+    else ``super_dimp.pth.tar`` in :func:`super_dimp_search_dirs`. A missing file is an error that says where to get
+    it."""
+    explicit = getattr(settings, 'teacher_checkpoint', None)
+    where = 'pytracking\'s MODEL_ZOO.md, "SuperDimp" -> model: {}'.format(SUPER_DIMP_URL)
+    if explicit:
+        path = os.path.abspath(os.path.expanduser(explicit))
+        if not os.path.isfile(path):
+            raise FileNotFoundError('settings.teacher_checkpoint = {!r}: no such file. MKDNet starts teacher and '
+                                    'student from the official Super-DiMP checkpoint {} (get it from {}).'.format(
+                                        explicit, SUPER_DIMP_FILE, where))
+        return path
+    searched = super_dimp_search_dirs(settings)
+    for directory in searched:
+        path = os.path.join(directory, SUPER_DIMP_FILE)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        'MKDNet starts teacher and student from the official Super-DiMP checkpoint {}, which was not found.\n'
+        'Folders searched:\n{}\nGet it from {}\nand put it in one of these folders, or set '
+        'settings.teacher_checkpoint to its path.'.format(
+            SUPER_DIMP_FILE, '\n'.join('  ' + d for d in searched) or
+            '  (none: set pretrained_networks in ltr/admin/local.py)', where))
+
+
+def load_super_dimp(path: str, feature_sz: int) -> nn.Module:
+    """Super-DiMP built exactly as ltr/train_settings/dimp/super_dimp.py builds it, with the weights of ``path``
+    (strictly: a file that is not a Super-DiMP network is an error). Read with ltr.admin.loading."""
+    from ltr.admin import loading
+    net = build_super_dimp(backbone_pretrained=False, feature_sz=feature_sz)
+    checkpoint = loading.torch_load_legacy(path)
+    state = checkpoint['net'] if isinstance(checkpoint, dict) and 'net' in checkpoint else checkpoint
+    net.load_state_dict(state)
+    return net

@@ -1,0 +1,258 @@
+"""MKDNet's training recipe, shared by the train settings of this folder (each one is a few lines on top of it).
+
+``paper(settings)`` sets every knob as the paper trains MKDNet (sections IV.C-D, V.A) on top of Super-DiMP's data
+pipeline (ltr/train_settings/dimp/super_dimp.py), which MKDNet keeps; ``train(settings)`` builds the data, the
+networks, the actor and the optimizers from those settings and runs ltr's trainer. The ``build_*`` functions are the
+steps of ``train``, usable on their own (tests, benchmarks, notebooks).
+
+This module is not a train setting itself (hence the underscore): run ``run_training.py mkdnet mkdnet`` etc.
+"""
+import copy
+import types
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.optim as optim
+from ltr import MultiGPU
+from ltr.admin import multigpu
+from ltr.data import LTRLoader, processing, sampler
+import ltr.data.transforms as tfm
+import ltr.models.loss as ltr_losses
+import ltr.models.loss.kl_regression as klreg_losses
+
+from ltr_plugins import distillation as kd
+from ltr_plugins.actors.mkdnet import MKDNetActor
+from ltr_plugins.models.degradation import build_degradation
+from ltr_plugins.models.discriminator import build_discriminators, roi_feature_shapes
+from ltr_plugins.models.super_dimp import build_super_dimp
+from ltr_plugins.models.teacher_student import (FrozenTeacher, MKDNetStudent, find_super_dimp_checkpoint,
+                                                load_super_dimp)
+from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer
+
+
+def paper(settings) -> None:
+    """MKDNet as the paper trains it. Variants change a few of these after calling this."""
+    settings.description = ('MKDNet (Tiny Object Tracking: A Large-scale Dataset and A Baseline): a Super-DiMP '
+                            'student on degraded crops distilled from a fixed Super-DiMP teacher at the feature, '
+                            'score and IoU levels, gated by the reliable distillation measure.')
+
+    # Super-DiMP's data pipeline (crops, jitter, labels, proposals), unchanged.
+    settings.batch_size = 20
+    settings.num_workers = 8
+    settings.multi_gpu = False
+    settings.print_interval = 1
+    settings.normalize_mean = [0.485, 0.456, 0.406]
+    settings.normalize_std = [0.229, 0.224, 0.225]
+    settings.search_area_factor = 6.0
+    settings.output_sigma_factor = 1 / 4
+    settings.target_filter_sz = 4
+    settings.feature_sz = 22
+    settings.output_sz = settings.feature_sz * 16
+    settings.center_jitter_factor = {'train': 3, 'test': 5.5}
+    settings.scale_jitter_factor = {'train': 0.25, 'test': 0.5}
+    settings.hinge_threshold = 0.05
+    settings.num_train_frames = 3
+    settings.num_test_frames = 3
+    settings.max_gap = 200
+
+    # Data (paper V.A and IV.D): 50 epochs of 20000 samples from the LaSOT, GOT-10k and TrackingNet train splits.
+    # Dataset names: see DATASETS below; the number is the sampling weight.
+    settings.num_epochs = 50
+    settings.samples_per_epoch = 20000
+    settings.train_datasets = {'lasot': 1, 'got10k_vottrain': 1, 'trackingnet': 1}
+    # Validation as Super-DiMP validates (the paper does not say).
+    settings.val_datasets = {'got10k_votval': 1}
+    settings.val_samples_per_epoch = 10000
+    settings.val_epoch_interval = 5
+
+    # Teacher and student both start from the official Super-DiMP checkpoint (settings.teacher_checkpoint, when
+    # set before calling this, names it; otherwise super_dimp.pth.tar is looked up in the environment's folders).
+    settings.init = 'super_dimp'
+    settings.teacher_checkpoint = getattr(settings, 'teacher_checkpoint', None)
+
+    # Degradation of the student's crops (ltr_plugins.models.degradation).
+    settings.degrade = True
+    settings.degrade_target_size = 16
+    settings.degrade_down_mode = 'bicubic'
+    settings.degrade_up_modes = ('nearest', 'bilinear')
+    settings.degrade_per_image = False
+    settings.degrade_antialias = True
+
+    # Eq. 11 (ltr_plugins.distillation): alpha 100, beta 0.01, gamma 5, delta 2, eta 0.1; a 0 switches a term off.
+    settings.loss_weight = dict(kd.PAPER_LOSS_WEIGHTS)
+    settings.score_distill_iterates = (-1,)     # the final classifier score map
+
+    # Adam per module group, StepLR(15, 0.2) (paper V.A); the discriminators' own Adam has no schedule.
+    settings.learning_rates = {'filter_initializer': 5e-5, 'filter_optimizer': 5e-4, 'classifier_features': 5e-5,
+                               'layer3': 5e-5, 'bb_regressor': 5e-4}
+    settings.discriminator_lr = 5e-4
+    settings.lr_step = 15
+    settings.lr_gamma = 0.2
+
+    settings.seed = 1                               # per-epoch seeding: resume repeats what a full run does
+    settings.log_every_iteration = ('Loss/', 'RDM/')
+    settings.fail_safe = True
+
+
+# Training datasets by name; each factory takes the settings (the paths come from ltr/admin/local.py).
+def _lasot(settings):
+    from ltr.dataset import Lasot
+    return Lasot(settings.env.lasot_dir, split='train')
+
+
+def _got10k(split: str) -> Callable:
+    def make(settings):
+        from ltr.dataset import Got10k
+        return Got10k(settings.env.got10k_dir, split=split)
+    return make
+
+
+def _trackingnet(settings):
+    from ltr.dataset import TrackingNet
+    return TrackingNet(settings.env.trackingnet_dir, set_ids=list(range(4)))
+
+
+def _latot_train(settings):
+    from ltr_plugins.dataset import LaTOT
+    return LaTOT(settings.env.latot_dir, split='train')
+
+
+def _synthetic_latot(settings):
+    from ltr_plugins.dataset import LaTOT
+    return LaTOT(settings.synthetic_latot_dir, split='train', allow_missing=True)
+
+
+DATASETS: Dict[str, Callable] = {
+    'lasot': _lasot,
+    'got10k_vottrain': _got10k('vottrain'),
+    'got10k_votval': _got10k('votval'),
+    'trackingnet': _trackingnet,
+    'latot_train': _latot_train,
+    'synthetic_latot': _synthetic_latot,   # smoke: synthetic sequences in settings.synthetic_latot_dir
+}
+
+
+def build_processing(settings, training: bool) -> processing.KLDiMPProcessing:
+    """Super-DiMP's KLDiMPProcessing (train: with colour jitter and flips; val: without jitter)."""
+    transform_joint = tfm.Transform(tfm.ToGrayscale(probability=0.05), tfm.RandomHorizontalFlip(probability=0.5))
+    normalize = tfm.Normalize(mean=settings.normalize_mean, std=settings.normalize_std)
+    if training:
+        transform = tfm.Transform(tfm.ToTensorAndJitter(0.2), tfm.RandomHorizontalFlip(probability=0.5), normalize)
+    else:
+        transform = tfm.Transform(tfm.ToTensor(), normalize)
+    output_sigma = settings.output_sigma_factor / settings.search_area_factor
+    proposal_params = {'boxes_per_frame': 128, 'gt_sigma': (0.05, 0.05),
+                       'proposal_sigma': [(0.05, 0.05), (0.5, 0.5)]}
+    label_params = {'feature_sz': settings.feature_sz, 'sigma_factor': output_sigma,
+                    'kernel_sz': settings.target_filter_sz}
+    return processing.KLDiMPProcessing(search_area_factor=settings.search_area_factor, output_sz=settings.output_sz,
+                                       center_jitter_factor=settings.center_jitter_factor,
+                                       scale_jitter_factor=settings.scale_jitter_factor, crop_type='inside_major',
+                                       max_scale_change=1.5, mode='sequence', proposal_params=proposal_params,
+                                       label_function_params=label_params, label_density_params=label_params,
+                                       transform=transform, joint_transform=transform_joint)
+
+
+def _sampler(settings, datasets: Dict[str, float], samples_per_epoch: int, training: bool) -> sampler.DiMPSampler:
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        raise KeyError('unknown dataset name(s) {}; known: {}'.format(unknown, sorted(DATASETS)))
+    return sampler.DiMPSampler([DATASETS[name](settings) for name in datasets], list(datasets.values()),
+                               samples_per_epoch=samples_per_epoch, max_gap=settings.max_gap,
+                               num_test_frames=settings.num_test_frames, num_train_frames=settings.num_train_frames,
+                               processing=build_processing(settings, training))
+
+
+def build_loaders(settings) -> List[LTRLoader]:
+    """The train loader and, when ``settings.val_datasets`` is not empty, the validation loader."""
+    loaders = [LTRLoader('train', _sampler(settings, settings.train_datasets, settings.samples_per_epoch, True),
+                         training=True, batch_size=settings.batch_size, num_workers=settings.num_workers,
+                         shuffle=True, drop_last=True, stack_dim=1)]
+    if settings.val_datasets:
+        loaders.append(LTRLoader('val', _sampler(settings, settings.val_datasets, settings.val_samples_per_epoch,
+                                                 False),
+                                 training=False, batch_size=settings.batch_size, num_workers=settings.num_workers,
+                                 shuffle=False, drop_last=True, epoch_interval=settings.val_epoch_interval,
+                                 stack_dim=1))
+    return loaders
+
+
+def build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
+    """The student (with discriminators when an adversarial term is on) and the fixed teacher (None for the
+    baseline), both initialised from the same Super-DiMP weights."""
+    if getattr(settings, 'seed', None) is not None:
+        torch.manual_seed(settings.seed)   # reproducible discriminator (and smoke) initialisation
+    active = kd.active_distillation_terms(settings.loss_weight)
+    if settings.init == 'super_dimp':
+        source = find_super_dimp_checkpoint(settings)
+        student = load_super_dimp(source, settings.feature_sz)
+        print('MKDNet: teacher and student initialised from {}'.format(source))
+    elif settings.init == 'random':
+        reason = getattr(settings, 'random_init_reason', None)
+        if not reason:
+            raise ValueError("settings.init = 'random' is for smoke tests and benchmarks only: set "
+                             "settings.random_init_reason to say which")
+        student = build_super_dimp(backbone_pretrained=False, feature_sz=settings.feature_sz)
+        source = 'random initialisation ({})'.format(reason)
+        print('MKDNet: RANDOM INITIALISATION of teacher and student ({}): no super_dimp.pth.tar is loaded, so the '
+              'losses show that training runs, not what MKDNet learns.'.format(reason))
+    else:
+        raise ValueError("settings.init must be 'super_dimp' or 'random', not {!r}".format(settings.init))
+
+    teacher = FrozenTeacher(copy.deepcopy(student)) if active['any'] else None
+    discriminators = None
+    if active['gen'] or active['dis']:
+        discriminators = build_discriminators(roi_feature_shapes(student.bb_regressor))
+    return MKDNetStudent(student, discriminators, info={'init': source}), teacher
+
+
+def build_actor(settings) -> MKDNetActor:
+    """The actor with its networks (wrapped for multi-GPU training when ``settings.multi_gpu``)."""
+    net, teacher = build_networks(settings)
+    if settings.multi_gpu:
+        # dim=1: the sequence dimension of every input and output (see ltr_plugins.models.teacher_student).
+        net = MultiGPU(net, dim=1)
+        teacher = MultiGPU(teacher, dim=1) if teacher is not None else None
+    objective = {'bb_ce': klreg_losses.KLRegression(),
+                 'test_clf': ltr_losses.LBHinge(threshold=settings.hinge_threshold)}
+    return MKDNetActor(net=net, objective=objective, loss_weight=settings.loss_weight, teacher=teacher,
+                       degradation=build_degradation(settings), score_iterates=settings.score_distill_iterates)
+
+
+def build_optimizer(settings, actor: MKDNetActor) -> Tuple[JointOptimizer, optim.lr_scheduler.StepLR]:
+    """The student's Adam (one group per module, paper V.A) with its StepLR, and the discriminators' own Adam."""
+    student = actor.net.module if multigpu.is_multi_gpu(actor.net) else actor.net
+    dimp, lr = student.net, settings.learning_rates
+    student_optimizer = optim.Adam([
+        {'params': dimp.classifier.filter_initializer.parameters(), 'lr': lr['filter_initializer']},
+        {'params': dimp.classifier.filter_optimizer.parameters(), 'lr': lr['filter_optimizer']},
+        {'params': dimp.classifier.feature_extractor.parameters(), 'lr': lr['classifier_features']},
+        {'params': dimp.feature_extractor.layer3.parameters(), 'lr': lr['layer3']},
+        {'params': dimp.bb_regressor.parameters(), 'lr': lr['bb_regressor']}],
+        lr=lr['bb_regressor'])
+    discriminator_optimizer = None
+    if student.discriminators is not None:
+        discriminator_optimizer = optim.Adam(student.discriminators.parameters(), lr=settings.discriminator_lr)
+    lr_scheduler = optim.lr_scheduler.StepLR(student_optimizer, step_size=settings.lr_step, gamma=settings.lr_gamma)
+    return JointOptimizer({'student': student_optimizer, 'discriminators': discriminator_optimizer}), lr_scheduler
+
+
+def portable_env(settings) -> None:
+    """Replaces ``settings.env`` by a plain namespace with the same values.
+
+    ltr's trainer pickles the settings into every checkpoint. ``settings.env`` is an instance of the
+    ``EnvironmentSettings`` class of the user's ltr/admin/local.py, so such a checkpoint can only be unpickled where
+    that very module exists (and it cannot be pickled at all when the class was made on the fly, as test harnesses
+    do). The values are what the checkpoint needs; a ``SimpleNamespace`` keeps them and pickles anywhere.
+    """
+    settings.env = types.SimpleNamespace(**vars(settings.env))
+
+
+def train(settings) -> None:
+    """Builds everything from ``settings`` and trains, resuming from the latest checkpoint of this setting."""
+    portable_env(settings)
+    loaders = build_loaders(settings)    # first: a missing dataset folder fails before the networks load
+    actor = build_actor(settings)
+    optimizer, lr_scheduler = build_optimizer(settings, actor)
+    trainer = MKDNetTrainer(actor, loaders, optimizer, settings, lr_scheduler)
+    trainer.train(settings.num_epochs, load_latest=True, fail_safe=settings.fail_safe)

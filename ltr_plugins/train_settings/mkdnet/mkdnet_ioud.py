@@ -1,0 +1,13 @@
+"""MKDNet-IoUD (Table IV): IoU-level distillation only (L_iou-d)."""
+from ltr_plugins.train_settings.mkdnet import _recipe as recipe
+
+
+def configure(settings) -> None:
+    recipe.paper(settings)
+    settings.description = 'MKDNet-IoUD: IoU-level distillation only (Table IV).'
+    settings.loss_weight.update(gen=0.0, cons=0.0, dis=0.0, score_d=0.0)
+
+
+def run(settings) -> None:
+    configure(settings)
+    recipe.train(settings)
