@@ -15,7 +15,6 @@ otherwise the demo saves randomly initialised ones and says so loudly: the pipel
 import argparse
 import os
 import sys
-import types
 from typing import List, Optional, Sequence
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,24 +23,16 @@ NETWORKS = {'dimp': ('super_dimp', 'super_dimp.pth.tar'), 'mkdnet': ('mkdnet', '
 
 def _point_pytracking_at(folder: str) -> str:
     """Makes pytracking's env_settings() return paths under ``folder``; returns the user's network folder."""
-    from pytracking.evaluation.environment import EnvSettings, env_settings
+    from pytracking.evaluation.environment import env_settings
+    from pytracking_plugins.environment import use_local_settings
     try:
         user_networks = env_settings().network_path
     except RuntimeError:   # no local.py yet
         user_networks = ''
-
-    def local_env_settings() -> EnvSettings:
-        settings = EnvSettings()
-        settings.network_path = os.path.join(folder, 'networks')
-        settings.results_path = os.path.join(folder, 'tracking_results')
-        settings.segmentation_path = os.path.join(folder, 'segmentation_results')
-        settings.result_plot_path = os.path.join(folder, 'result_plots')
-        settings.latot_path = os.path.join(folder, 'latot')
-        return settings
-
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
-    sys.modules[module.__name__] = module
+    use_local_settings(pytracking=dict(
+        network_path=os.path.join(folder, 'networks'), results_path=os.path.join(folder, 'tracking_results'),
+        segmentation_path=os.path.join(folder, 'segmentation_results'),
+        result_plot_path=os.path.join(folder, 'result_plots'), latot_path=os.path.join(folder, 'latot')))
     return user_networks
 
 

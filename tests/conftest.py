@@ -26,28 +26,12 @@ LTR_SETTING_NAMES = ('workspace_dir', 'tensorboard_dir', 'pretrained_networks', 
                      'lasot_candidate_matching_dataset_path', 'latot_dir')
 
 _DRIVER = r'''
-import json, os, runpy, sys, types
+import json, os, runpy, sys
+from pytracking_plugins.environment import use_local_settings
 spec = json.loads(os.environ['PLUGIN_TEST_SCRIPT'])
 sys.argv = [spec['script']] + spec['args']
 sys.path.insert(0, os.path.dirname(spec['script']))
-if spec['pytracking'] is not None:
-    from pytracking.evaluation.environment import EnvSettings
-    def local_env_settings():
-        settings = EnvSettings()
-        for key, value in spec['pytracking'].items():
-            setattr(settings, key, value)
-        return settings
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
-    sys.modules[module.__name__] = module
-if spec['ltr'] is not None:
-    class EnvironmentSettings:
-        def __init__(self):
-            for key, value in spec['ltr'].items():
-                setattr(self, key, value)
-    module = types.ModuleType('ltr.admin.local')
-    module.EnvironmentSettings = EnvironmentSettings
-    sys.modules[module.__name__] = module
+use_local_settings(pytracking=spec['pytracking'], ltr=spec['ltr'])
 runpy.run_path(spec['script'], run_name='__main__')
 '''
 
@@ -89,6 +73,18 @@ def workspace(tmp_path) -> str:
     path = tmp_path / 'workspace'
     path.mkdir()
     return str(path)
+
+
+@pytest.fixture
+def use_pytracking_settings(monkeypatch):
+    """Points this test process's pytracking env_settings() at the given paths (undone after the test)."""
+    from pytracking_plugins.environment import pytracking_local_module
+
+    def use(paths: Dict[str, str]) -> Dict[str, str]:
+        module = pytracking_local_module(paths)
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        return paths
+    return use
 
 
 class SyntheticLaTOT:

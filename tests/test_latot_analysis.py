@@ -18,23 +18,14 @@ from pytracking_plugins import latot_attributes, latot_data, synthetic
 from pytracking_plugins.analysis import scoring as E
 from pytracking_plugins.analysis import latot, report
 from pytracking_plugins.analysis.results import ResultsError, ResultSource
+from pytracking_plugins.environment import pytracking_local_module
 
 TEST_NAMES = latot_data.split_sequence_names('test')
 
 
 def _install_env(monkeypatch, paths):
     """pytracking's env_settings() -> ``paths`` (in this process, as run_script does for a subprocess)."""
-    import types
-    from pytracking.evaluation.environment import EnvSettings
-
-    def local_env_settings():
-        settings = EnvSettings()
-        for key, value in paths.items():
-            setattr(settings, key, value)
-        return settings
-
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
+    module = pytracking_local_module(paths)
     monkeypatch.setitem(sys.modules, module.__name__, module)
 
 
@@ -173,17 +164,9 @@ def test_attribute_scores_use_the_flag_files(env, tmp_path):
 # The command, its report and its JSON -----------------------------------------------------------------------------
 
 _DRIVER = r'''
-import json, os, runpy, sys, types
-from pytracking.evaluation.environment import EnvSettings
-paths = json.loads(os.environ['LATOT_TEST_SETTINGS'])
-def local_env_settings():
-    settings = EnvSettings()
-    for key, value in paths.items():
-        setattr(settings, key, value)
-    return settings
-module = types.ModuleType('pytracking.evaluation.local')
-module.local_env_settings = local_env_settings
-sys.modules[module.__name__] = module
+import json, os, runpy, sys
+from pytracking_plugins.environment import use_local_settings
+use_local_settings(pytracking=json.loads(os.environ['LATOT_TEST_SETTINGS']))
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
 '''

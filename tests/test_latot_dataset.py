@@ -1,7 +1,5 @@
 """LaTOT for pytracking's evaluation: layout errors, absent targets, and attributes (flags, table, derived)."""
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -38,23 +36,9 @@ def root(tmp_path):
 
 
 @pytest.fixture
-def latot_path(monkeypatch, workspace):
+def latot_path(use_pytracking_settings, workspace):
     """Sets pytracking's settings.latot_path for this test (as run_script does for a subprocess)."""
-    from pytracking.evaluation.environment import EnvSettings
-
-    def use(path):
-        paths = pytracking_settings(workspace, latot_path=path)
-
-        def local_env_settings():
-            settings = EnvSettings()
-            for key, value in paths.items():
-                setattr(settings, key, value)
-            return settings
-
-        module = types.ModuleType('pytracking.evaluation.local')
-        module.local_env_settings = local_env_settings
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-    return use
+    return lambda path: use_pytracking_settings(pytracking_settings(workspace, latot_path=path))
 
 
 def test_missing_sequences_one_error_listing_them_and_where(root, latot_path):

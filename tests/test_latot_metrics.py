@@ -1,7 +1,5 @@
 """LaTOT's PR / NPR / SR against hand computations, and against pytracking's own ``extract_results``."""
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -121,21 +119,9 @@ def test_shape_mismatch_is_an_error():
 # Against pytracking's extract_results ------------------------------------------------------------------------------
 
 @pytest.fixture
-def pytracking_env(monkeypatch, workspace):
+def pytracking_env(use_pytracking_settings, workspace):
     """pytracking's env_settings() for this test only (the same settings run_script would give a subprocess)."""
-    from pytracking.evaluation.environment import EnvSettings
-    paths = pytracking_settings(workspace)
-
-    def local_env_settings():
-        settings = EnvSettings()
-        for key, value in paths.items():
-            setattr(settings, key, value)
-        return settings
-
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    return paths
+    return use_pytracking_settings(pytracking_settings(workspace))
 
 
 def _random_sequences(rng, count, absent):

@@ -2,7 +2,6 @@
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -71,19 +70,8 @@ def test_any_sequence_list_and_empty_summaries(tmp_path):
         stats.sequence_stats(Sequence('bare', [], 'otb', np.array([[1, 1, 5, 4.0]])))
 
 
-def test_command(root, tmp_path, monkeypatch, capsys):
-    from pytracking.evaluation.environment import EnvSettings
-    paths = pytracking_settings(str(tmp_path / 'workspace'), latot_path=root)
-    module = types.ModuleType('pytracking.evaluation.local')
-
-    def local_env_settings():
-        settings = EnvSettings()
-        for key, value in paths.items():
-            setattr(settings, key, value)
-        return settings
-
-    module.local_env_settings = local_env_settings
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+def test_command(root, tmp_path, use_pytracking_settings, capsys):
+    use_pytracking_settings(pytracking_settings(str(tmp_path / 'workspace'), latot_path=root))
     json_path = str(tmp_path / 'stats.json')
     assert stats.main(['--dataset', 'latot_test', '--allow-missing-sequences', '--per-sequence',
                        '--json', json_path]) == 0
