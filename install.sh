@@ -132,7 +132,8 @@ make_venv() {
 }
 
 install_turbojpeg() {
-  if ldconfig -p 2>/dev/null | grep -q libturbojpeg; then return; fi
+  # grep reads all input: with pipefail, grep -q would let ldconfig die of SIGPIPE and the test fail at random.
+  if ldconfig -p 2>/dev/null | grep libturbojpeg >/dev/null; then return; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing libturbojpeg0 (fast JPEG decoding through jpeg4py)"
     if (apt-get install -y -qq libturbojpeg0 >/dev/null 2>&1 \
@@ -144,27 +145,44 @@ install_turbojpeg() {
 }
 
 # ---------------------------------------------------------------------------------------------------- footprint
+# Each applied patch is recorded in .install-state/patches/, and reverted from that record: an updated plugin
+# whose patch changed still restores pytracking exactly.
+APPLIED=$STATE/patches
+
+revert_patch() {  # revert_patch FILE: reverts FILE if it is applied
+  if git -C "$PYTRACKING_DIR" apply --check --reverse "$1" 2>/dev/null; then
+    git -C "$PYTRACKING_DIR" apply --reverse "$1"
+    say "reverted $(basename "$1")"
+  fi
+}
+
 apply_patches() {
-  local patch
+  local patch record
+  mkdir -p "$APPLIED"
+  for record in "$APPLIED"/*.patch; do   # patches this version changed or no longer has
+    [ -f "$record" ] || continue
+    if ! cmp -s "$record" "$PATCHES/$(basename "$record")"; then revert_patch "$record"; rm "$record"; fi
+  done
   for patch in "$PATCHES"/*.patch; do
-    if git -C "$PYTRACKING_DIR" apply --check --reverse "$patch" 2>/dev/null; then
-      continue
+    record=$APPLIED/$(basename "$patch")
+    if ! git -C "$PYTRACKING_DIR" apply --check --reverse "$patch" 2>/dev/null; then
+      git -C "$PYTRACKING_DIR" apply --check "$patch" 2>/dev/null \
+        || die "$(basename "$patch") does not apply to $PYTRACKING_DIR (is it at commit $PYTRACKING_COMMIT?)"
+      git -C "$PYTRACKING_DIR" apply "$patch"
+      say "patched pytracking: $(basename "$patch")"
     fi
-    git -C "$PYTRACKING_DIR" apply --check "$patch" 2>/dev/null \
-      || die "$(basename "$patch") does not apply to $PYTRACKING_DIR (is it at commit $PYTRACKING_COMMIT?)"
-    git -C "$PYTRACKING_DIR" apply "$patch"
-    say "patched pytracking: $(basename "$patch")"
+    cmp -s "$patch" "$record" || cp "$patch" "$record"
   done
 }
 
 revert_patches() {
-  local patches=("$PATCHES"/*.patch) i
-  for ((i = ${#patches[@]} - 1; i >= 0; i--)); do
-    if git -C "$PYTRACKING_DIR" apply --check --reverse "${patches[i]}" 2>/dev/null; then
-      git -C "$PYTRACKING_DIR" apply --reverse "${patches[i]}"
-      say "reverted $(basename "${patches[i]}")"
-    fi
+  local records=() patches=("$PATCHES"/*.patch) i
+  [ -d "$APPLIED" ] && records=("$APPLIED"/*.patch)
+  for ((i = ${#records[@]} - 1; i >= 0; i--)); do
+    [ -f "${records[i]}" ] || continue
+    revert_patch "${records[i]}"; rm "${records[i]}"
   done
+  for ((i = ${#patches[@]} - 1; i >= 0; i--)); do revert_patch "${patches[i]}"; done   # applied, not recorded
 }
 
 make_links() {
@@ -221,7 +239,8 @@ write_pth() {
 }
 
 check_install() {
-  (cd "$PROJECT_ROOT" && "$VENV/bin/python" -c 'import ltr.models.tracking.dimpnet, pytracking.evaluation') \
+  (cd "$PROJECT_ROOT" && "$VENV/bin/python" -W ignore::FutureWarning \
+     -c 'import ltr.models.tracking.dimpnet, pytracking.evaluation') \
     || die "the installed pytracking does not import; see the error above"
 }
 

@@ -1,0 +1,543 @@
+"""MKDNet's tracking speed against stock Super-DiMP and against the backbone-bound rate, measured in one run.
+
+    .venv/bin/python bench/tracking_fps.py [--frames 60] [--repeats 3] [--threads N] [--device cpu|cuda]
+
+Both trackers run through pytracking's own ``Tracker.run_sequence`` (``dimp super_dimp`` and ``mkdnet mkdnet``) on
+the same synthetic 640x360 tiny-object sequence, with the same randomly initialised Super-DiMP weights saved as
+each one's network file (speed does not depend on the weights' values; no trained network is needed). Printed:
+
+- MKDNet FPS / Super-DiMP FPS (target >= 0.95): MKDNet must cost nothing over its baseline;
+- MKDNet FPS / backbone-bound rate (target >= 0.6 on CPU): the backbone-bound rate is 1 / the time of one backbone
+  forward on one 1x3x352x352 search crop (ResNet-50 up to layer3, exactly as the tracker calls it), the speed of a
+  tracker that did nothing but extract features from one crop per frame;
+- where MKDNet's time per tracked frame goes (instrumented runs), and the convolution work of a frame.
+
+FPS is given as pytracking prints it (frames / total time, the first frame's initialisation included) and per
+tracked frame (frames 2..N), the rate the backbone bound is comparable with. Frame times are taken as pytracking's
+``Tracker.run_sequence`` takes them (the tracker's own initialisation time, then the wall time of each ``track``
+call; image decoding excluded), but the two trackers run in lockstep, frame by frame, in alternating order, each
+with its own random-number stream, and one backbone forward is timed after every frame: a slow spell of the machine
+then hits both trackers and the backbone alike, so the ratios stay sound on a shared machine. The lockstep run is
+repeated ``--repeats`` times after a warm-up; every repeat does identical work (same weights, same seeds: the bench
+checks that both trackers give identical boxes), so each frame's minimum over the repeats ("best") is its cost
+without other processes' share. The ratios use "best"; medians are printed too.
+
+With random weights the classifier's scores are meaningless: under Super-DiMP's thresholds the tracker declares the
+target lost in most frames (and skips the IoU-net refinement and the model update) or sees distractors everywhere.
+To time the work a trained network does while it follows its target, the bench makes every frame 'normal' for
+both trackers (``target_not_found_threshold`` -inf, ``distractor_threshold`` and ``hard_negative_threshold`` +inf;
+``--stock-thresholds`` keeps Super-DiMP's values), so every frame runs the regular path: crop sampling, backbone,
+classification, localisation, IoU-net refinement (10 gradient steps through PrRoIPool for 10 boxes), memory update
+and, every 20 frames, the target model optimisation.
+"""
+import argparse
+import contextlib
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+import torch
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if PROJECT_ROOT not in sys.path:
+    sys.path.insert(0, PROJECT_ROOT)
+
+SEQUENCE_NAME = 'bench1'
+IMAGE_SIZE = (640, 360)
+CROP_SIZE = 352
+TRACKERS = (('Super-DiMP', 'dimp', 'super_dimp'), ('MKDNet', 'mkdnet', 'mkdnet'))
+FPS_RATIO_TARGET = 0.95
+BACKBONE_RATIO_TARGET = 0.6
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--frames', type=int, default=60, help='frames of the synthetic sequence (default 60)')
+    parser.add_argument('--repeats', type=int, default=3, help='timed lockstep runs (default 3)')
+    parser.add_argument('--warmup-frames', type=int, default=8, help='frames of the untimed warm-up run')
+    parser.add_argument('--init-repeats', type=int, default=1,
+                        help='further initialisations of each tracker after each repeat, for the first frame\'s '
+                             '"best" time (default 1)')
+    parser.add_argument('--breakdown-runs', type=int, default=2,
+                        help='instrumented runs for the per-stage breakdown (default 2; 0 skips it)')
+    parser.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--stock-thresholds', action='store_true',
+                        help="keep Super-DiMP's localisation thresholds (with random weights most frames are then "
+                             "'not found' and skip the refinement and the update)")
+    args = parser.parse_args(argv)
+    if args.frames < 2 or args.repeats < 1 or args.warmup_frames < 2:
+        parser.error('--frames and --warmup-frames must be >= 2, --repeats >= 1')
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------- set-up
+def install_environment(folder: str) -> None:
+    """pytracking's local settings for this process only: networks and results in ``folder``."""
+    from pytracking.evaluation.environment import EnvSettings
+
+    def local_env_settings():
+        settings = EnvSettings()
+        settings.network_path = os.path.join(folder, 'networks')
+        settings.results_path = os.path.join(folder, 'tracking_results')
+        settings.segmentation_path = os.path.join(folder, 'segmentation_results')
+        settings.result_plot_path = os.path.join(folder, 'result_plots')
+        return settings
+
+    module = types.ModuleType('pytracking.evaluation.local')
+    module.local_env_settings = local_env_settings
+    sys.modules[module.__name__] = module
+
+
+def make_sequence(folder: str, num_frames: int, seed: int):
+    from pytracking.evaluation.data import Sequence
+    from pytracking_plugins import latot_data, synthetic
+    root = os.path.join(folder, 'latot')
+    synthetic.write_dataset(root, names=[SEQUENCE_NAME], num_frames=num_frames, image_size=IMAGE_SIZE, seed=seed)
+    frames = latot_data.list_frames(root, SEQUENCE_NAME)
+    boxes = latot_data.read_sequence_annotation(root, SEQUENCE_NAME, num_frames=len(frames))
+    return Sequence(SEQUENCE_NAME, frames, 'latot', boxes)
+
+
+def write_networks(folder: str, seed: int) -> None:
+    """The same random Super-DiMP weights as ``super_dimp.pth.tar`` and ``mkdnet.pth.tar``."""
+    from ltr_plugins.models.super_dimp import build_super_dimp, save_tracking_network
+    torch.manual_seed(seed)
+    net = build_super_dimp(backbone_pretrained=False)
+    for file_name in ('super_dimp.pth.tar', 'mkdnet.pth.tar'):
+        save_tracking_network(net, os.path.join(folder, 'networks', file_name))
+
+
+def make_tracker(name: str, parameter_name: str, device: str, overrides: dict):
+    from pytracking.evaluation import Tracker
+
+    class BenchTracker(Tracker):
+        def get_parameters(self):
+            params = super().get_parameters()
+            params.use_gpu = device == 'cuda'
+            # Stock parameter files build their network wrapper with use_gpu=True before pytracking's CPU fallback
+            # changes params.use_gpu: keep the wrapper on the device timed here.
+            params.net.use_gpu = params.use_gpu
+            for key, value in overrides.items():
+                setattr(params, key, value)
+            return params
+
+    return BenchTracker(name, parameter_name)
+
+
+# ------------------------------------------------------------------------------------------------- measuring
+class Run:
+    """One run's per-frame times (the first is the initialisation) and boxes."""
+
+    def __init__(self, times, boxes):
+        self.times = [float(t) for t in times]
+        self.boxes = np.asarray(boxes, dtype=float)
+
+    @property
+    def fps(self):
+        return len(self.times) / sum(self.times)
+
+    @property
+    def tracking_fps(self):
+        return (len(self.times) - 1) / sum(self.times[1:])
+
+    @property
+    def init_time(self):
+        return self.times[0]
+
+
+def best_of(runs, init_times=()) -> Run:
+    """The per-frame minimum of runs that did identical work: each frame's cost without other processes' share
+    (for the first frame, also over ``init_times``, further initialisations)."""
+    times = np.min(np.array([r.times for r in runs]), axis=0)
+    times[0] = min([times[0], *init_times])
+    return Run(times, runs[0].boxes)
+
+
+def run_tracker(tracker, sequence, seed: int) -> Run:
+    """One run through pytracking's own ``Tracker.run_sequence`` (its printing silenced)."""
+    torch.manual_seed(seed)   # the same augmentations and refinement jitter for both trackers
+    with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull):
+        output = tracker.run_sequence(sequence)
+    return Run(output['time'], output['target_bbox'])
+
+
+class RandomStream:
+    """A tracker's own torch random-number stream, swapped in around each of its calls."""
+
+    def __init__(self, seed: int, device: str):
+        self.device = device
+        saved = self._get()
+        torch.manual_seed(seed)
+        self.state = self._get()
+        self._set(saved)
+
+    def _get(self):
+        return (torch.get_rng_state(), torch.cuda.get_rng_state() if self.device == 'cuda' else None)
+
+    def _set(self, state):
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1])
+
+    @contextlib.contextmanager
+    def active(self):
+        saved = self._get()
+        self._set(self.state)
+        try:
+            yield
+        finally:
+            self.state = self._get()
+            self._set(saved)
+
+
+def initialise(trackers, sequence, seed: int, device: str, flip: bool = False):
+    """Creates and initialises each tracker on the first frame (in reverse order if ``flip``), each with its own
+    random-number stream: (trackers, streams, initialisation times, outputs), by label.
+
+    The time is the one the tracker reports, as pytracking's ``Tracker.run_sequence`` takes it: the network's
+    loading (on the first initialisation) is not in it.
+    """
+    labels = list(trackers)
+    image = trackers[labels[0]]._read_image(sequence.frames[0])
+    init_info = sequence.init_info()
+    instances, streams, times, outputs = {}, {}, {}, {}
+    for label in (labels[::-1] if flip else labels):
+        with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull):
+            instances[label] = trackers[label].create_tracker(trackers[label].get_parameters())
+        streams[label] = RandomStream(seed, device)
+        with streams[label].active():
+            start = time.perf_counter()
+            out = instances[label].initialize(image, init_info) or {}
+        times[label] = out.get('time', time.perf_counter() - start)
+        outputs[label] = OrderedDict(out)
+    return instances, streams, times, outputs
+
+
+def lockstep(trackers, sequence, seed: int, backbone_network, device: str, flip: bool = False):
+    """Runs the trackers frame by frame in alternating order (``flip`` swaps the order of every frame, the first
+    included) and times one backbone forward after every frame.
+
+    Times as pytracking's ``Tracker.run_sequence`` takes them: the initialisation time the tracker reports (its
+    network loading excluded), then the wall time of each ``track`` call. Returns ({label: Run}, backbone times).
+    """
+    labels = list(trackers)
+    reader = trackers[labels[0]]
+    init_info = sequence.init_info()
+    instances, streams, init_times, previous = initialise(trackers, sequence, seed, device, flip)
+    times = {label: [init_times[label]] for label in labels}
+    boxes = {label: [init_info['init_bbox']] for label in labels}
+    backbone_times = []
+    for frame_num, frame_path in enumerate(sequence.frames[1:], start=1):
+        image = reader._read_image(frame_path)
+        for label in (labels if (frame_num % 2 == 0) == flip else labels[::-1]):
+            info = sequence.frame_info(frame_num)
+            info['previous_output'] = previous[label]
+            with streams[label].active():
+                start = time.perf_counter()
+                out = instances[label].track(image, info)
+                if device == 'cuda':
+                    torch.cuda.synchronize()
+                times[label].append(time.perf_counter() - start)
+            boxes[label].append(out['target_bbox'])
+            previous[label] = OrderedDict(out)
+        backbone_times += backbone_seconds(backbone_network, device, 1)
+    return OrderedDict((label, Run(times[label], boxes[label])) for label in labels), backbone_times
+
+
+def backbone_seconds(network, device: str, runs: int, warmup: int = 0) -> list:
+    """Times of ``network.extract_backbone`` (normalisation + ResNet-50 to layer3) on one 352x352 crop."""
+    crop = torch.rand(1, 3, CROP_SIZE, CROP_SIZE) * 255
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            network.extract_backbone(crop.clone())
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return times
+
+
+def conv_work(net) -> OrderedDict:
+    """Multiply-accumulates (GMAC) of the convolutions the tracker runs on every frame's 352x352 crop."""
+    count = [0]
+
+    def hook(module, inputs, output):
+        count[0] += output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
+            module.kernel_size[1]
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    work = OrderedDict()
+    try:
+        with torch.no_grad():
+            crop = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE, device=next(net.parameters()).device)
+            features = net.extract_backbone_features(crop)
+            work['backbone'] = count[0] / 1e9
+            count[0] = 0
+            net.extract_classification_feat(features)
+            work['classification features'] = count[0] / 1e9
+            count[0] = 0
+            net.bb_regressor.get_iou_feat(net.get_backbone_bbreg_feat(features))
+            work['IoU features'] = count[0] / 1e9
+    finally:
+        for handle in handles:
+            handle.remove()
+    return work
+
+
+class StageTimer:
+    """Inclusive wall time of chosen functions per tracked frame (DiMP.track calls; initialisation excluded)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.frames = []          # one {label: seconds} per tracked frame
+        self.active = False
+        self._restore = []
+
+    def wrap(self, owner, attribute: str, label: str, marks_frame: bool = False):
+        original = getattr(owner, attribute)
+        timer = self
+
+        def timed(*args, **kwargs):
+            if marks_frame:
+                timer.active = True
+                timer.frames.append(defaultdict(float))
+            try:
+                if not timer.active:
+                    return original(*args, **kwargs)
+                start = time.perf_counter()
+                result = original(*args, **kwargs)
+                if timer.device == 'cuda':
+                    torch.cuda.synchronize()
+                timer.frames[-1][label] += time.perf_counter() - start
+                return result
+            finally:
+                if marks_frame:
+                    timer.active = False
+
+        setattr(owner, attribute, timed)
+        self._restore.append((owner, attribute, original))
+
+    def restore(self):
+        for owner, attribute, original in reversed(self._restore):
+            setattr(owner, attribute, original)
+        self._restore.clear()
+
+
+STAGES = OrderedDict([
+    ('track', 'whole track() call'),
+    ('crop', '  crop sampling (sample_patch_multiscale)'),
+    ('backbone', '  backbone (ResNet-50 to layer3)'),
+    ('clf_feat', '  classification features'),
+    ('classify', '  classification (target filter)'),
+    ('localize', '  localisation (advanced)'),
+    ('refine', '  IoU-net refinement (refine_target_box)'),
+    ('iou_feat', '    IoU features of the crop'),
+    ('optimize', '    box optimisation: 10 steps x 10 boxes'),
+    ('predict_iou', '      predict_iou forward'),
+    ('prroi', '        of which PrRoIPool forward'),
+    ('backward', '      backward (IoU gradient wrt the boxes)'),
+    ('update', '  model update (update_classifier)'),
+    ('memory', '    sample memory'),
+    ('filter_opt', '    target model optimisation (every 20 frames)'),
+])
+TOP_LEVEL_STAGES = ('crop', 'backbone', 'clf_feat', 'classify', 'localize', 'refine', 'update')
+
+
+def stage_breakdown(tracker, sequence, device: str, seed: int, runs: int):
+    """Seconds per tracked frame and stage: for each frame and stage the minimum over ``runs`` identical runs."""
+    import ltr.models.target_classifier.optimizer as clf_optimizer
+    import pytracking.tracker.dimp.dimp as dimp_module
+    from ltr.models.bbreg.atom_iou_net import AtomIoUNet
+    from ltr_plugins.prroi_pool import PrRoIPool2D
+    from pytracking.features.net_wrappers import NetWithBackbone
+    DiMP = dimp_module.DiMP
+
+    flags = defaultdict(int)
+    localize = DiMP.localize_target
+
+    def counting_localize(self, *args, **kwargs):
+        result = localize(self, *args, **kwargs)
+        flags[result[3]] += 1
+        return result
+
+    timer = StageTimer(device)
+    DiMP.localize_target = counting_localize   # then timed, below
+    timer.wrap(DiMP, 'track', 'track', marks_frame=True)
+    timer.wrap(dimp_module, 'sample_patch_multiscale', 'crop')
+    timer.wrap(NetWithBackbone, 'extract_backbone', 'backbone')
+    timer.wrap(DiMP, 'get_classification_features', 'clf_feat')
+    timer.wrap(DiMP, 'classify_target', 'classify')
+    timer.wrap(DiMP, 'localize_target', 'localize')
+    timer.wrap(DiMP, 'refine_target_box', 'refine')
+    timer.wrap(DiMP, 'get_iou_features', 'iou_feat')
+    timer.wrap(DiMP, 'optimize_boxes', 'optimize')
+    timer.wrap(AtomIoUNet, 'predict_iou', 'predict_iou')
+    timer.wrap(PrRoIPool2D, 'forward', 'prroi')
+    timer.wrap(torch.Tensor, 'backward', 'backward')
+    timer.wrap(DiMP, 'update_classifier', 'update')
+    timer.wrap(DiMP, 'update_memory', 'memory')
+    timer.wrap(clf_optimizer.DiMPSteepestDescentGN, 'forward', 'filter_opt')
+    per_run = []
+    try:
+        for _ in range(runs):
+            timer.frames = []
+            run_tracker(tracker, sequence, seed)
+            per_run.append(timer.frames)
+    finally:
+        timer.restore()
+        DiMP.localize_target = localize
+    num_frames = len(per_run[0])
+    labels = set().union(*(frame.keys() for frames in per_run for frame in frames))
+    per_frame = {label: sum(min(frames[i].get(label, 0.0) for frames in per_run) for i in range(num_frames))
+                 / num_frames for label in labels}
+    return per_frame, num_frames, {flag: count // runs for flag, count in flags.items()}
+
+
+# -------------------------------------------------------------------------------------------------- reporting
+def verdict(value: float, target: float) -> str:
+    return 'meets the target' if value >= target else 'BELOW the target'
+
+
+def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, loads) -> None:
+    best = {label: best_of(rs, extra_init.get(label, ())) for label, rs in runs.items()}
+    median = {label: (statistics.median(r.fps for r in rs), statistics.median(r.tracking_fps for r in rs))
+              for label, rs in runs.items()}
+    # One backbone forward per frame and repeat: per-frame minimum over the repeats, then the mean over the frames.
+    backbone_best = float(np.mean(np.min(np.array(backbone_times), axis=0)))
+    backbone_median = statistics.median(t for repeat in backbone_times for t in repeat)
+    same_boxes = all(np.array_equal(a.boxes, b.boxes) for a, b in zip(runs['Super-DiMP'], runs['MKDNet']))
+    device = 'CUDA ({})'.format(torch.cuda.get_device_name()) if args.device == 'cuda' else 'CPU'
+    busy = loads[0] > 0.5 * os.cpu_count()
+
+    print('MKDNet tracking speed (bench/tracking_fps.py), one run')
+    print('  weights: RANDOM (the same random Super-DiMP weights for both trackers; speed does not depend on them)')
+    print('  device: {}, {} torch thread(s), {} CPU(s); torch {}; 1-min load average {:.1f} before, {:.1f} after '
+          '(this bench included){}'
+          .format(device, torch.get_num_threads(), os.cpu_count(), torch.__version__, loads[0], loads[1],
+                  ' (OTHER PROCESSES WERE BUSY: trust "best", not the medians)' if busy else ''))
+    print('  sequence: synthetic, {} frames of {}x{}; both trackers in lockstep, {} timed repeats after a warm-up'
+          .format(args.frames, IMAGE_SIZE[0], IMAGE_SIZE[1], args.repeats))
+    if overrides:
+        print("  every frame 'normal' for both trackers (thresholds overridden): the regular path of a trained network "
+              "that follows its target (refinement every frame, target model update every 20 frames)")
+    else:
+        print("  Super-DiMP's own thresholds (random weights: most frames 'not found' or 'uncertain', so refinement "
+              "and update are mostly skipped)")
+    print('  best = per-frame minimum over the identical repeats (robust to other load; the first frame also over {} '
+          'further initialisations); median = the median repeat'.format(args.init_repeats * args.repeats))
+    print()
+    print('  {:<12} {:>22} {:>22} {:>10} {:>12}'.format('', 'pytracking FPS', 'tracking FPS', 'init (s)',
+                                                       'ms / frame'))
+    print('  {:<12} {:>22} {:>22} {:>10} {:>12}'.format('tracker', 'best (median)', 'best (median)', 'best', 'best'))
+    for label in runs:
+        print('  {:<12} {:>13.2f} ({:>6.2f}) {:>13.2f} ({:>6.2f}) {:>10.2f} {:>12.1f}'.format(
+            label, best[label].fps, median[label][0], best[label].tracking_fps, median[label][1],
+            best[label].init_time, 1000 / best[label].tracking_fps))
+    print("  pytracking FPS = frames / total time, the first frame's initialisation included (what run_tracker "
+          "prints); tracking FPS = frames 2..N")
+    print('  each repeat (pytracking FPS): {}'.format('; '.join(
+        '{} {}'.format(label, ' '.join('{:.2f}'.format(r.fps) for r in rs)) for label, rs in runs.items())))
+    print('  identical boxes from both trackers in every run: {}'.format('yes' if same_boxes else 'NO'))
+    print()
+    print('  backbone forward on one 1x3x{0}x{0} crop (ResNet-50 to layer3, as the tracker calls it), timed after '
+          'every frame: best {1:.1f} ms, median {2:.1f} ms -> backbone-bound rate {3:.2f} FPS (median {4:.2f})'.format(
+              CROP_SIZE, 1000 * backbone_best, 1000 * backbone_median, 1 / backbone_best, 1 / backbone_median))
+    print()
+    ratio = best['MKDNet'].fps / best['Super-DiMP'].fps
+    bound_ratio = best['MKDNet'].tracking_fps * backbone_best
+    print('  MKDNet FPS / Super-DiMP FPS      = {:.3f}  ({:.2f} / {:.2f} pytracking FPS; per tracked frame {:.3f}; '
+          'medians {:.3f})   target >= {}: {}'.format(
+              ratio, best['MKDNet'].fps, best['Super-DiMP'].fps,
+              best['MKDNet'].tracking_fps / best['Super-DiMP'].tracking_fps,
+              median['MKDNet'][0] / median['Super-DiMP'][0], FPS_RATIO_TARGET, verdict(ratio, FPS_RATIO_TARGET)))
+    print('  MKDNet FPS / backbone-bound rate = {:.3f}  ({:.2f} tracking FPS / {:.2f}; with pytracking FPS {:.3f}; '
+          'medians {:.3f})   target >= {}: {}'.format(
+              bound_ratio, best['MKDNet'].tracking_fps, 1 / backbone_best, best['MKDNet'].fps * backbone_best,
+              median['MKDNet'][1] * backbone_median, BACKBONE_RATIO_TARGET,
+              verdict(bound_ratio, BACKBONE_RATIO_TARGET)))
+
+    print()
+    print('  convolution work per tracked frame: {} = {:.2f} GMAC'.format(
+        ', '.join('{} {:.2f}'.format(k, v) for k, v in work.items()), sum(work.values())))
+    if breakdown is None:
+        return
+    per_frame, frames, flags = breakdown
+    total = per_frame['track']
+    print("  where MKDNet's time per tracked frame goes ({} frames, best of {} instrumented runs; inclusive times; "
+          'localisation flags: {}):'.format(frames, args.breakdown_runs,
+                                            ', '.join('{} {}'.format(k, v) for k, v in flags.items())))
+    for key, label in STAGES.items():
+        if key in per_frame:
+            print('    {:<48} {:>8.1f} ms  {:>5.1f} %'.format(label, 1000 * per_frame[key],
+                                                               100 * per_frame[key] / total))
+    other = total - sum(per_frame.get(k, 0.0) for k in TOP_LEVEL_STAGES)
+    print('    {:<48} {:>8.1f} ms  {:>5.1f} %'.format('  other (state updates, bookkeeping)', 1000 * other,
+                                                       100 * other / total))
+    convolutions = sum(per_frame.get(k, 0.0) for k in ('backbone', 'clf_feat', 'iou_feat'))
+    print('  bound: were everything but the three convolution stacks free, MKDNet FPS / backbone-bound rate would be '
+          '{:.3f} ({:.1f} ms of backbone in {:.1f} ms of convolutions)'.format(
+              per_frame['backbone'] / convolutions, 1000 * per_frame['backbone'], 1000 * convolutions))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        print('--device cuda: no CUDA device on this machine', file=sys.stderr)
+        return 2
+    overrides = {} if args.stock_thresholds else {'target_not_found_threshold': -math.inf,
+                                                  'distractor_threshold': math.inf,
+                                                  'hard_negative_threshold': math.inf}
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix='tracking_fps_') as folder:
+        install_environment(folder)
+        sequence = make_sequence(folder, args.frames, args.seed)
+        write_networks(folder, args.seed)
+        trackers = OrderedDict((label, make_tracker(name, parameter, args.device, overrides))
+                               for label, name, parameter in TRACKERS)
+
+        # The backbone-bound rate, timed with MKDNet's own network wrapper: the tracker's exact call.
+        backbone_network = trackers['MKDNet'].get_parameters().net
+        backbone_network.initialize()
+        work = conv_work(backbone_network.net)
+        backbone_seconds(backbone_network, args.device, 0, warmup=2)
+
+        warmup_sequence = type(sequence)(sequence.name, sequence.frames[:args.warmup_frames], sequence.dataset,
+                                         sequence.ground_truth_rect[:args.warmup_frames])
+        lockstep(trackers, warmup_sequence, args.seed, backbone_network, args.device)
+        runs = OrderedDict((label, []) for label in trackers)
+        backbone_times = []
+        extra_init = defaultdict(list)
+        for index in range(args.repeats):
+            repeat, repeat_backbone = lockstep(trackers, sequence, args.seed, backbone_network, args.device,
+                                               flip=index % 2 == 1)
+            for label, run in repeat.items():
+                runs[label].append(run)
+            backbone_times.append(repeat_backbone)
+            # The initialisation is one long measurement per run: repeat it alone, in the other order.
+            for _ in range(args.init_repeats):
+                for label, seconds in initialise(trackers, sequence, args.seed, args.device, index % 2 == 0)[2].items():
+                    extra_init[label].append(seconds)
+
+        breakdown = None
+        if args.breakdown_runs > 0:
+            breakdown = stage_breakdown(trackers['MKDNet'], sequence, args.device, args.seed, args.breakdown_runs)
+    report(args, overrides, runs, extra_init, backbone_times, work, breakdown, (load_before, os.getloadavg()[0]))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Network wrappers for pytracking's trackers (mirrors ``pytracking/features``)."""

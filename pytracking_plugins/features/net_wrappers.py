@@ -1,0 +1,113 @@
+"""The network wrapper MKDNet's parameter files give pytracking's DiMP tracker.
+
+:class:`MKDNetNetwork` is pytracking's ``NetWithBackbone`` (same preprocessing, same lazy loading on the tracker's
+``initialize_features``), with two differences in how it finds and reads the network file:
+
+- the file is looked up like ``NetWrapper`` does (an absolute path as is, otherwise in
+  ``env_settings().network_path``, one folder or a list), and a missing file is an error that names the file, every
+  folder searched and how to get it, instead of ltr's 'No matching checkpoint file found';
+- ``checkpoint_format='network'`` reads a pytracking network file (state dict + constructor, what MKDNet's training
+  exports) through pytracking's own ``load_network``; ``'release'`` reads the authors' released file with
+  :func:`pytracking_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
+  network, without running the file's constructor.
+"""
+import os
+from typing import List, Optional
+
+import torch
+from pytracking.features.net_wrappers import NetWithBackbone
+
+CHECKPOINT_FORMATS = ('network', 'release')
+
+# How to obtain each kind of network file, for the error a missing one raises.
+HOW_TO_GET = {
+    'network': ('Train MKDNet with `python run_training.py mkdnet mkdnet` (in ltr/), then export its student with '
+                '`python -m ltr_plugins.export_mkdnet mkdnet/mkdnet`, which writes mkdnet.pth.tar into the network '
+                'folder; or track with the authors\' released model: `python run_tracker.py mkdnet mkdnet_release`.'),
+    'release': ('Download the MKDNet model file released by the paper\'s authors '
+                '(https://github.com/mmic-lcl/Datasets-and-benchmark-code) and save it in the network folder under '
+                'this name (or write a parameter file that calls '
+                'pytracking.parameter.mkdnet.mkdnet_release.parameters(net_path=...) with its path).'),
+}
+
+
+def default_use_gpu(use_gpu: Optional[bool] = None) -> bool:
+    """``use_gpu`` as given, or whether this machine has a CUDA device when it is not given (None)."""
+    return torch.cuda.is_available() if use_gpu is None else bool(use_gpu)
+
+
+def network_folders() -> List[str]:
+    """pytracking's network folder(s): ``settings.network_path`` of ``pytracking/evaluation/local.py``."""
+    from pytracking.evaluation.environment import env_settings
+    folders = env_settings().network_path
+    return list(folders) if isinstance(folders, (list, tuple)) else [folders]
+
+
+def _local_file() -> str:
+    import pytracking.evaluation
+    return os.path.join(os.path.dirname(os.path.abspath(pytracking.evaluation.__file__)), 'local.py')
+
+
+def find_network_file(net_path: str, how_to_get: str = '') -> str:
+    """The network file ``net_path`` resolves to, as ``NetWrapper`` resolves it; FileNotFoundError if none."""
+    net_path = os.path.expanduser(net_path)
+    if os.path.isabs(net_path):
+        if os.path.isfile(net_path):
+            return net_path
+        message = 'Network file {} does not exist.'.format(net_path)
+    else:
+        candidates = [os.path.abspath(os.path.join(os.path.expanduser(folder), net_path))
+                      for folder in network_folders()]
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return candidate
+        message = ('Network file {} not found: looked for {} (the network folder is settings.network_path in {}).'
+                   .format(net_path, ' and '.join(candidates), _local_file()))
+    raise FileNotFoundError(' '.join(filter(None, [message, how_to_get])))
+
+
+class MKDNetNetwork(NetWithBackbone):
+    """``NetWithBackbone`` for MKDNet's network files (see the module docstring).
+
+    args:
+        net_path: file name in pytracking's network folder, or an absolute path.
+        use_gpu: move the network to CUDA; without a CUDA device it stays on the CPU (and says so).
+        checkpoint_format: 'network' (pytracking network file) or 'release' (the authors' released file).
+        **kwargs: as ``NetWithBackbone`` (image_format, mean, std; constructor overrides for 'network' files).
+    """
+
+    def __init__(self, net_path: str, use_gpu: bool = True, initialize: bool = False,
+                 checkpoint_format: str = 'network', **kwargs):
+        if checkpoint_format not in CHECKPOINT_FORMATS:
+            raise ValueError('checkpoint_format must be one of {}, not {!r}'.format(CHECKPOINT_FORMATS,
+                                                                                   checkpoint_format))
+        overrides = sorted(set(kwargs) - {'image_format', 'mean', 'std'})
+        if checkpoint_format == 'release' and overrides:
+            raise TypeError('constructor overrides {} do not apply to release files: their student is always a '
+                            'stock Super-DiMP network'.format(overrides))
+        self.checkpoint_format = checkpoint_format   # set first: the base class may load right away
+        super().__init__(net_path, use_gpu, initialize, **kwargs)
+
+    def load_network(self):
+        path = find_network_file(self.net_path, HOW_TO_GET[self.checkpoint_format])
+        if self.checkpoint_format == 'release':
+            from pytracking_plugins.release_checkpoint import load_release_student
+            self.net = load_release_student(path)
+        else:
+            from pytracking.utils.loading import load_network
+            from pytracking_plugins.release_checkpoint import CheckpointError
+            try:
+                self.net = load_network(path, **self.net_kwargs)
+            except (ImportError, AttributeError, KeyError, RuntimeError) as error:
+                raise CheckpointError(
+                    '{} does not load as a pytracking network file: {}: {}. A pytracking network file holds the '
+                    'network\'s state dict and its constructor, as MKDNet\'s training saves the student; a file saved '
+                    'from the authors\' fork, or a bare state dict, loads with the parameter file mkdnet_release (it '
+                    'reads the student of any Super-DiMP state dict without running pickled code).'.format(
+                        path, type(error).__name__, error)) from error
+        if self.use_gpu and not torch.cuda.is_available():
+            print('No CUDA device: keeping {} on the CPU.'.format(os.path.basename(path)))
+            self.use_gpu = False
+        if self.use_gpu:
+            self.cuda()
+        self.eval()
