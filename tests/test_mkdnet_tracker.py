@@ -9,7 +9,6 @@ import os
 import pickle
 import sys
 import textwrap
-import types
 
 import numpy as np
 import pytest
@@ -140,20 +139,9 @@ def release_file(student, fork, tmp_path_factory):
 
 
 @pytest.fixture
-def pytracking_env(workspace, monkeypatch):
+def pytracking_env(workspace, use_pytracking_settings):
     """pytracking's local settings for in-process code: networks and results under ``workspace``."""
-    from pytracking.evaluation.environment import EnvSettings
-    values = pytracking_settings(workspace)
-
-    def local_env_settings():
-        settings = EnvSettings()
-        for key, value in values.items():
-            setattr(settings, key, value)
-        return settings
-
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    values = use_pytracking_settings(pytracking_settings(workspace))
     os.makedirs(values['network_path'], exist_ok=True)
     return values
 
@@ -325,15 +313,12 @@ def test_missing_network_file_says_where_it_looked_and_how_to_get_it(parameter_n
     assert 'settings.network_path' in message
 
 
-def test_network_file_found_in_any_of_several_network_folders(workspace, monkeypatch, pytracking_env):
-    from pytracking.evaluation.environment import EnvSettings
+def test_network_file_found_in_any_of_several_network_folders(workspace, use_pytracking_settings):
     from pytracking_plugins.features.net_wrappers import find_network_file
     first, second = os.path.join(workspace, 'a'), os.path.join(workspace, 'b')
     os.makedirs(second)
     open(os.path.join(second, 'mkdnet.pth.tar'), 'w').close()
-    settings = EnvSettings()
-    settings.network_path = [first, second]
-    monkeypatch.setattr(sys.modules['pytracking.evaluation.local'], 'local_env_settings', lambda: settings)
+    use_pytracking_settings(pytracking_settings(workspace, network_path=[first, second]))
     assert find_network_file('mkdnet.pth.tar') == os.path.join(second, 'mkdnet.pth.tar')
     with pytest.raises(FileNotFoundError) as error:
         find_network_file('other.pth.tar')
