@@ -37,10 +37,19 @@ def split_sequence_names(split: str = 'test') -> List[str]:
         raise ValueError("Unknown LaTOT split '{}': choose one of {}".format(split, ', '.join(SPLIT_NAMES)))
     if split == 'all':
         return split_sequence_names('test') + split_sequence_names('train')
-    path = os.path.join(SPLITS_DIR, '{}.txt'.format(split))
+    return read_name_list(os.path.join(SPLITS_DIR, '{}.txt'.format(split)))
+
+
+def read_name_list(path: str) -> List[str]:
+    """Sequence names from a list file like the official splits: one per line, a ``.txt`` suffix stripped, blank
+    lines and ``#`` comments skipped."""
+    names = []
     with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
-    return [name[:-len('.txt')] if name.endswith('.txt') else name for name in names]
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith('#'):
+                names.append(line[:-len('.txt')] if line.endswith('.txt') else line)
+    return names
 
 
 def sequence_category(name: str) -> str:

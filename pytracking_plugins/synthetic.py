@@ -73,15 +73,15 @@ from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, 
 import cv2
 import numpy as np
 
+from pytracking_plugins import latot_data
+from pytracking_plugins.latot_attributes import ATTRIBUTES   # Table II order: the columns of attributes.txt
+
 __all__ = [
     'ATTRIBUTES', 'ATTRIBUTE_DESCRIPTIONS', 'BOX_ATTRIBUTES', 'EFFECT_PROBABILITIES', 'SHAPES',
     'MIN_FRAMES_FOR_EFFECTS', 'SequenceSpec', 'SequencePlan', 'SequenceInfo', 'random_spec', 'plan_sequence',
     'generate_boxes', 'generate_sequence', 'render_frames', 'measure_box_attributes', 'format_boxes',
     'format_attributes', 'category_of', 'write_sequence', 'write_dataset', 'read_names', 'main',
 ]
-
-#: LaTOT's 12 attributes, in the order of ``attributes.txt``.
-ATTRIBUTES: Tuple[str, ...] = ('SV', 'FM', 'OV', 'IV', 'CM', 'MB', 'BC', 'SO', 'PO', 'FO', 'AM', 'LI')
 
 #: LaTOT Table II, as this generator realises each attribute.
 ATTRIBUTE_DESCRIPTIONS: Dict[str, str] = {
@@ -177,8 +177,8 @@ FloatRange = Tuple[float, float]
 # --------------------------------------------------------------------------------------------------------------------
 
 def category_of(name: str) -> str:
-    """LaTOT category of a sequence name: the name without its trailing digits (``bird12`` -> ``bird``)."""
-    return re.sub(r'\d+$', '', name)
+    """LaTOT category of a sequence name (``bird12`` -> ``bird``, ``car33-2`` -> ``car``)."""
+    return latot_data.sequence_category(name)
 
 
 def _name_looks(name: str) -> Optional[Tuple[str, float]]:
@@ -1210,14 +1210,8 @@ def write_sequence(root: Union[str, os.PathLike], spec: SequenceSpec, seed: int,
 
 
 def read_names(path: Union[str, os.PathLike]) -> List[str]:
-    """Sequence names from a split list: one per line, ``.txt`` suffix stripped, blank lines and # comments skipped."""
-    names = []
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith('#'):
-            continue
-        names.append(line[:-4] if line.endswith('.txt') else line)
-    return names
+    """Sequence names from a split list (one per line, ``.txt`` stripped, blank lines and # comments skipped)."""
+    return latot_data.read_name_list(os.fspath(path))
 
 
 def _frames_range(num_frames: Union[int, Tuple[int, int]]) -> Tuple[int, int]:
