@@ -13,8 +13,9 @@ from pytracking_plugins import latot_data
 class LaTOT(BaseVideoDataset):
     """LaTOT sequences for ltr's samplers: the official train split by default.
 
-    Sequences are sorted by name so that sampling with a fixed seed is reproducible; each sequence's frame list is
-    built once, on first use, and kept (listing a folder for every sampled frame would dominate loading time).
+    Sequences are sorted by name so that sampling with a fixed seed is reproducible; each sequence's frame list and
+    boxes are read once, on first use, and kept (listing a folder and parsing its annotation for every sample would
+    dominate loading time).
     The root is ``settings.env.latot_dir`` (ltr/admin/local.py) unless given.
     """
 
@@ -30,6 +31,7 @@ class LaTOT(BaseVideoDataset):
             self.seq_per_class.setdefault(latot_data.sequence_category(name), []).append(seq_id)
         self.class_list = sorted(self.seq_per_class)
         self._frames: Dict[int, List[str]] = {}
+        self._annotations: Dict[int, torch.Tensor] = {}
 
     def get_name(self) -> str:
         return 'latot'
@@ -57,10 +59,15 @@ class LaTOT(BaseVideoDataset):
             self._frames[seq_id] = latot_data.list_frames(self.root, self.sequence_list[seq_id])
         return self._frames[seq_id]
 
+    def _boxes(self, seq_id: int) -> torch.Tensor:
+        if seq_id not in self._annotations:
+            boxes = latot_data.read_sequence_annotation(self.root, self.sequence_list[seq_id],
+                                                        num_frames=len(self._frame_paths(seq_id)))
+            self._annotations[seq_id] = torch.tensor(boxes, dtype=torch.float32)
+        return self._annotations[seq_id]
+
     def get_sequence_info(self, seq_id: int) -> dict:
-        name = self.sequence_list[seq_id]
-        boxes = latot_data.read_sequence_annotation(self.root, name, num_frames=len(self._frame_paths(seq_id)))
-        bbox = torch.tensor(boxes, dtype=torch.float32)
+        bbox = self._boxes(seq_id).clone()
         valid = torch.isfinite(bbox).all(dim=1) & (bbox[:, 2] > 0) & (bbox[:, 3] > 0)
         return {'bbox': bbox, 'valid': valid, 'visible': valid.clone().byte()}
 
