@@ -7,6 +7,12 @@ roi_align). roi_align uses sampling_ratio=2, aligned=False and the same boxes an
 Cases: layer2 [B, 256, 44, 44] pooled 5x5 at 1/8 and layer3 [B, 256, 22, 22] pooled 3x3 at 1/16, with 3*B*128 RoIs
 (boxes inside a 352-px image, widths/heights 10-200 px, spread evenly over the B maps).
 
+Then, on one feature map (tracking: DiMP's box refinement pools ten boxes on one search crop), the two strategies
+of the pure-PyTorch implementation, forward + backward with respect to the boxes: 'taps' (a weighted gather per bin)
+and 'window' (one matrix product over the window of cells all boxes touch), for boxes clustered as the refinement's
+and spread over the crop, with the window's area over the largest bin's and the strategy 'auto' picks (it takes
+'window' up to ``WINDOW_AREA_FACTOR`` times the largest bin).
+
     python bench/prroi_pool.py [--batch-sizes 2 8] [--repeats 7] [--warmup 2] [--device cpu] [--threads N]
                                [--max-ratio 2]
 
@@ -23,6 +29,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ltr_plugins import prroi_pool as prroi_module  # noqa: E402
 from ltr_plugins.prroi_pool import prroi_pool2d  # noqa: E402
 
 CASES = [  # name, channels, map size, pooled size, spatial scale
@@ -74,6 +81,44 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or 'unknown CPU'
+
+
+def strategies(device: torch.device, generator: torch.Generator, warmup: int, repeats: int) -> None:
+    """Taps against window on one layer-2 map, ten boxes, gradients with respect to the boxes (as in tracking)."""
+    print("strategies on one map [1, 256, 44, 44], 5x5 at 1/8, 10 boxes, forward+backward w.r.t. the boxes "
+          "(median of {}); 'auto' takes 'window' up to {} x the largest bin's area".format(
+              repeats, prroi_module.WINDOW_AREA_FACTOR))
+    header = '{:<30} {:>14} {:>10} {:>10} {:>7} {:>7}'.format('boxes', 'window/bin', 'taps', 'window',
+                                                               'ratio', 'auto')
+    print(header)
+    print('-' * len(header))
+    features = torch.rand(1, 256, 44, 44, generator=generator).to(device)
+    for size in (16, 58, 160):
+        for layout in ('clustered', 'spread'):
+            if layout == 'clustered':   # the refinement's: one box jittered by 5 % in position and 25 % in size
+                centre = torch.full((10, 2), IMAGE_SIZE / 2) + (torch.rand(10, 2, generator=generator) - 0.5) * 0.1 * size
+                sides = size * (1 + (torch.rand(10, 2, generator=generator) - 0.5) * 0.5)
+            else:
+                sides = torch.full((10, 2), float(size))
+                centre = sides / 2 + torch.rand(10, 2, generator=generator) * (IMAGE_SIZE - sides)
+            boxes = torch.cat([torch.zeros(10, 1), centre - sides / 2, centre + sides / 2], 1).to(device)
+            coords = boxes[:, 1:] / 8
+            with torch.no_grad():
+                edges_x, edges_y, _, _ = prroi_module._bin_edges(coords, 5, 5)
+            chosen = prroi_module._choose_strategy('auto', 1, edges_x, edges_y, 44, 44)
+            window = prroi_module._choose_strategy('window', 1, edges_x, edges_y, 44, 44)
+            area = (window[1] - window[0] + 1) * (window[3] - window[2] + 1)
+            largest_bin = ((edges_x[:, 1:] - edges_x[:, :-1]).max() + 2) * ((edges_y[:, 1:] - edges_y[:, :-1]).max() + 2)
+
+            def run(strategy):
+                rois = boxes.clone().requires_grad_(True)
+                prroi_module._prroi_pool2d_torch(features, rois, 5, 5, 1 / 8, strategy).sum().backward()
+
+            (t_taps, _), (t_window, _) = time_interleaved([lambda: run('taps'), lambda: run('window')], device,
+                                                          warmup, repeats)
+            print('{:<30} {:>14.1f} {:>8.2f}ms {:>8.2f}ms {:>7.2f} {:>7}'.format(
+                '{} px, {}'.format(size, layout), area / float(largest_bin), t_taps * 1e3, t_window * 1e3,
+                t_window / t_taps, 'taps' if chosen == 'taps' else 'window'))
 
 
 def main() -> int:
@@ -138,9 +183,12 @@ def main() -> int:
             print('{:<7} {:>2} {:>6} {:>16} {:>5} {:>10.1f}ms {:>14.1f}ms {:>6.2f} {:>10.2f}'.format(
                 name, batch, num_rois, 'x'.join(map(str, features.shape)), '{0}x{0}'.format(pooled),
                 t_prroi * 1e3, t_align * 1e3, ratio, min_prroi / min_align))
-    print('load average at end: {}'.format(load_average()))
     print('times are medians; ratio = median prroi / median roi_align; ratio(min) = the same with the fastest runs')
     print('worst ratio prroi/roi_align: {:.2f}'.format(worst))
+    if args.backend != 'cuda':
+        print()
+        strategies(device, generator, args.warmup, args.repeats)
+    print('load average at end: {}'.format(load_average()))
     if args.max_ratio is not None and worst > args.max_ratio:
         print('FAIL: ratio above --max-ratio {}'.format(args.max_ratio))
         return 1

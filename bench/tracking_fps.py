@@ -19,8 +19,13 @@ call; image decoding excluded), but the two trackers run in lockstep, frame by f
 with its own random-number stream, and one backbone forward is timed after every frame: a slow spell of the machine
 then hits both trackers and the backbone alike, so the ratios stay sound on a shared machine. The lockstep run is
 repeated ``--repeats`` times after a warm-up; every repeat does identical work (same weights, same seeds: the bench
-checks that both trackers give identical boxes), so each frame's minimum over the repeats ("best") is its cost
-without other processes' share. The ratios use "best"; medians are printed too.
+checks that every repeat of a tracker gives identical boxes), so each frame's minimum over the repeats ("best") is
+its cost without other processes' share. The ratios use "best"; medians are printed too.
+
+MKDNet's tracker is Super-DiMP's with the box refinement computed in a window around the boxes
+(``pytracking_plugins/iou_window.py``): the same boxes to float rounding (the bench prints the largest difference),
+in less time. The breakdown shows where the time goes, and how many refinements a box left the window in (each one
+redone on the whole map).
 
 With random weights the classifier's scores are meaningless: under Super-DiMP's thresholds the tracker declares the
 target lost in most frames (and skips the IoU-net refinement and the model update) or sees distractors everywhere.
@@ -140,6 +145,7 @@ class Run:
     def __init__(self, times, boxes):
         self.times = [float(t) for t in times]
         self.boxes = np.asarray(boxes, dtype=float)
+        self.window_counts = (0, 0)   # MKDNet: refinements in a window, of which redone on the whole map
 
     @property
     def fps(self):
@@ -250,7 +256,11 @@ def lockstep(trackers, sequence, seed: int, backbone_network, device: str, flip:
             boxes[label].append(out['target_bbox'])
             previous[label] = OrderedDict(out)
         backbone_times += backbone_seconds(backbone_network, device, 1)
-    return OrderedDict((label, Run(times[label], boxes[label])) for label in labels), backbone_times
+    runs = OrderedDict((label, Run(times[label], boxes[label])) for label in labels)
+    for label, run in runs.items():
+        run.window_counts = (getattr(instances[label], 'iou_window_refinements', 0),
+                             getattr(instances[label], 'iou_window_redone', 0))
+    return runs, backbone_times
 
 
 def backbone_seconds(network, device: str, runs: int, warmup: int = 0) -> list:
@@ -342,7 +352,7 @@ STAGES = OrderedDict([
     ('classify', '  classification (target filter)'),
     ('localize', '  localisation (advanced)'),
     ('refine', '  IoU-net refinement (refine_target_box)'),
-    ('iou_feat', '    IoU features of the crop'),
+    ('iou_feat', '    IoU features (MKDNet: in the boxes\' window)'),
     ('optimize', '    box optimisation: 10 steps x 10 boxes'),
     ('predict_iou', '      predict_iou forward'),
     ('prroi', '        of which PrRoIPool forward'),
@@ -361,6 +371,7 @@ def stage_breakdown(tracker, sequence, device: str, seed: int, runs: int):
     from ltr.models.bbreg.atom_iou_net import AtomIoUNet
     from ltr_plugins.prroi_pool import PrRoIPool2D
     from pytracking.features.net_wrappers import NetWithBackbone
+    from pytracking_plugins.iou_window import WindowedIoUNet
     DiMP = dimp_module.DiMP
 
     flags = defaultdict(int)
@@ -381,8 +392,11 @@ def stage_breakdown(tracker, sequence, device: str, seed: int, runs: int):
     timer.wrap(DiMP, 'localize_target', 'localize')
     timer.wrap(DiMP, 'refine_target_box', 'refine')
     timer.wrap(DiMP, 'get_iou_features', 'iou_feat')
-    timer.wrap(DiMP, 'optimize_boxes', 'optimize')
+    timer.wrap(WindowedIoUNet, '__init__', 'iou_feat')   # MKDNet's IoU features: in a window around the boxes
+    timer.wrap(DiMP, 'optimize_boxes_relative', 'optimize')
+    timer.wrap(DiMP, 'optimize_boxes_default', 'optimize')
     timer.wrap(AtomIoUNet, 'predict_iou', 'predict_iou')
+    timer.wrap(WindowedIoUNet, 'predict_iou', 'predict_iou')
     timer.wrap(PrRoIPool2D, 'forward', 'prroi')
     timer.wrap(torch.Tensor, 'backward', 'backward')
     timer.wrap(DiMP, 'update_classifier', 'update')
@@ -416,7 +430,8 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     # One backbone forward per frame and repeat: per-frame minimum over the repeats, then the mean over the frames.
     backbone_best = float(np.mean(np.min(np.array(backbone_times), axis=0)))
     backbone_median = statistics.median(t for repeat in backbone_times for t in repeat)
-    same_boxes = all(np.array_equal(a.boxes, b.boxes) for a, b in zip(runs['Super-DiMP'], runs['MKDNet']))
+    repeatable = all(np.array_equal(rs[0].boxes, r.boxes) for rs in runs.values() for r in rs)
+    box_difference = max(float(np.abs(a.boxes - b.boxes).max()) for a, b in zip(runs['Super-DiMP'], runs['MKDNet']))
     device = 'CUDA ({})'.format(torch.cuda.get_device_name()) if args.device == 'cuda' else 'CPU'
     busy = loads[0] > 0.5 * os.cpu_count()
 
@@ -448,7 +463,13 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
           "prints); tracking FPS = frames 2..N")
     print('  each repeat (pytracking FPS): {}'.format('; '.join(
         '{} {}'.format(label, ' '.join('{:.2f}'.format(r.fps) for r in rs)) for label, rs in runs.items())))
-    print('  identical boxes from both trackers in every run: {}'.format('yes' if same_boxes else 'NO'))
+    print('  every repeat of a tracker gave identical boxes: {}'.format('yes' if repeatable else 'NO'))
+    print("  MKDNet's boxes against Super-DiMP's (the same weights; MKDNet's refinement computed in a window, to float "
+          'rounding the same): largest difference {:.2g} px'.format(box_difference))
+    refinements, redone = (sum(r.window_counts[i] for r in runs['MKDNet']) for i in (0, 1))
+    print("  MKDNet's IoU features in a window around the refined boxes: {} of {} refinements, {} redone on the whole "
+          "map because a box left the window".format(refinements, sum(len(r.times) - 1 for r in runs['MKDNet']),
+                                                     redone))
     print()
     print('  backbone forward on one 1x3x{0}x{0} crop (ResNet-50 to layer3, as the tracker calls it), timed after '
           'every frame: best {1:.1f} ms, median {2:.1f} ms -> backbone-bound rate {3:.2f} FPS (median {4:.2f})'.format(

@@ -17,6 +17,12 @@ so every bin is a short weighted sum of feature vectors. The pure-PyTorch path l
 pairs with their weights and hands them to ``torch.nn.functional.embedding_bag`` (a fused, multi-threaded weighted
 gather-and-sum, differentiable in both the table and the per-sample weights); the weights are computed from the box
 coordinates with ordinary autograd ops, so the result is differentiable in the features and the four coordinates.
+
+When all RoIs read one feature map and lie close together (DiMP's box refinement: ten boxes around the target on
+one search crop), a dense formulation is much cheaper: over the smallest window of cells that every bin's taps lie
+in, the weights of bin ``(k, ph, pw)`` are the outer product ``B_i * A_j``, and all bins are pooled by one matrix
+product with the window's ``C x (rows * columns)`` features. Both strategies compute the same sums of the same
+weights (cells outside a bin's support get weight exactly 0); :func:`_choose_strategy` picks the cheaper one.
 """
 import importlib.util
 import os
@@ -90,9 +96,10 @@ def _resolve_backend(backend: Optional[str]) -> str:
 
 
 def _tri_antiderivative(t: torch.Tensor) -> torch.Tensor:
-    """G(t) = integral of tri from -inf to t: 0 below -1, 1 above 1, and piecewise quadratic in between."""
+    """G(t) = integral of tri from -inf to t: 0 below -1, 1 above 1, and 1/2 + t - t|t|/2 in between (the two
+    quadratics (t + 1)^2 / 2 and 1 - (1 - t)^2 / 2 in one expression)."""
     t = t.clamp(-1.0, 1.0)
-    return torch.where(t < 0, 0.5 * (t + 1) ** 2, 1 - 0.5 * (1 - t) ** 2)
+    return 0.5 + t * (1 - 0.5 * t.abs())
 
 
 def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
@@ -117,8 +124,161 @@ def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
     return first, count, weights
 
 
+STRATEGIES = ('auto', 'taps', 'window')
+
+# The window strategy multiplies every bin's weights with every cell of the shared window; the taps strategy only
+# touches a bin's own cells, but a gathered tap costs far more than a multiply-add in a matrix product. Measured on
+# CPU (bench/prroi_pool.py, "strategies"), the window strategy stays faster up to windows of about this many times
+# the cells one bin touches.
+WINDOW_AREA_FACTOR = 16
+
+
+def _edge_range(edges: torch.Tensor, size: int):
+    """First and last sample (inclusive, clipped to ``0 .. size-1``) that bins with these edges touch."""
+    with torch.no_grad():
+        edges = torch.nan_to_num(edges, nan=0.0).clamp(-2.0, size + 1.0)
+        first = min(max(int(torch.floor(edges.min())), 0), size - 1)
+        last = max(min(int(torch.ceil(edges.max())), size - 1), first)
+    return first, last
+
+
+def _choose_strategy(strategy: str, num_maps: int, xs: torch.Tensor, ys: torch.Tensor, H: int, W: int):
+    """'taps' or the window ``(y_first, y_last, x_first, x_last)`` for the 'window' strategy."""
+    if strategy == 'taps' or num_maps != 1 or xs.shape[0] == 0:
+        if strategy == 'window' and num_maps != 1:
+            raise ValueError("PrRoIPool strategy='window' pools one feature map, got {}".format(num_maps))
+        return 'taps'
+    y_first, y_last = _edge_range(ys, H)
+    x_first, x_last = _edge_range(xs, W)
+    if strategy == 'auto':
+        with torch.no_grad():
+            largest_bin = (float((xs[:, 1:] - xs[:, :-1]).max()) + 2) * (float((ys[:, 1:] - ys[:, :-1]).max()) + 2)
+        window_area = (y_last - y_first + 1) * (x_last - x_first + 1)
+        if not window_area <= WINDOW_AREA_FACTOR * largest_bin:   # 'not <=' also sends NaN sizes to 'taps'
+            return 'taps'
+    return y_first, y_last, x_first, x_last
+
+
+def _bin_edges(coords: torch.Tensor, pooled_height: int, pooled_width: int):
+    """Bin edges ``xs`` [K, PW + 1] and ``ys`` [K, PH + 1] and bin sizes of RoIs ``x1, y1, x2, y2`` (map units)."""
+    x1, y1, x2, y2 = coords.unbind(1)
+    bin_w = (x2 - x1).clamp(min=0) / pooled_width
+    bin_h = (y2 - y1).clamp(min=0) / pooled_height
+    # Bin edges as x1 + p * bin (not cumulated) so the last edge is x2 up to one rounding, as in the CUDA op.
+    xs = x1.unsqueeze(1) + torch.arange(pooled_width + 1, device=coords.device, dtype=coords.dtype) * bin_w.unsqueeze(1)
+    ys = y1.unsqueeze(1) + torch.arange(pooled_height + 1, device=coords.device, dtype=coords.dtype) * bin_h.unsqueeze(1)
+    return xs, ys, bin_w, bin_h
+
+
+def _inverse_area(bin_w: torch.Tensor, bin_h: torch.Tensor) -> torch.Tensor:
+    area = bin_w * bin_h
+    # Double where: a zero-area bin yields 0 and, unlike 0 * inf, a zero gradient.
+    safe_area = torch.where(area > 0, area, torch.ones_like(area))
+    return torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
+
+
+def _tri(t: torch.Tensor) -> torch.Tensor:
+    """tri(t) = max(0, 1 - |t|), the derivative of :func:`_tri_antiderivative` (0 at |t| = 1 and beyond)."""
+    return (1 - t.abs()).clamp(min=0)
+
+
+def _edge_gradient(weights_grad: torch.Tensor, edges: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """Gradient with respect to the bin edges [K, P + 1] of ``weights = G(edges[1:] - s) - G(edges[:-1] - s)``."""
+    g_grad = edges.new_zeros(edges.shape + samples.shape)
+    g_grad[:, 1:] += weights_grad
+    g_grad[:, :-1] -= weights_grad
+    return (g_grad * _tri(edges.unsqueeze(-1) - samples)).sum(-1)
+
+
+class WindowWeights:
+    """The window strategy's bin weights for RoIs ``coords`` (map units, ``x1, y1, x2, y2`` rows) over the cells
+    ``window = (first row, last row, first column, last column)``, and their gradient.
+
+    ``bins`` [K * PH * PW, rows * columns] holds, for bin ``(k, ph, pw)`` (row ``(k * PH + ph) * PW + pw``), the
+    weight of every window cell (row-major), the bin's inverse area included: pooled features are
+    ``bins @ window_features.T``. Plain tensors without autograd history: :meth:`coords_gradient` gives the
+    gradient, so callers that pool inside a hand-written backward (the box refinement of
+    ``pytracking_plugins.iou_refinement``) reuse both.
+    """
+
+    def __init__(self, coords: torch.Tensor, pooled_height: int, pooled_width: int, window):
+        y_first, y_last, x_first, x_last = window
+        K, PH, PW = coords.shape[0], pooled_height, pooled_width
+        self.coords = coords
+        self.xs, self.ys, self.bin_w, self.bin_h = _bin_edges(coords, PH, PW)
+        area = self.bin_w * self.bin_h   # no autograd here: one where gives the zero-area bins their 0
+        self.inv_area = torch.where(area > 0, area.reciprocal(), 0.0)
+        self.columns = torch.arange(x_first, x_last + 1, device=coords.device, dtype=coords.dtype)
+        self.rows = torch.arange(y_first, y_last + 1, device=coords.device, dtype=coords.dtype)
+        g_x = _tri_antiderivative(self.xs.unsqueeze(-1) - self.columns)   # [K, PW + 1, Ww]: G at every bin edge
+        g_y = _tri_antiderivative(self.ys.unsqueeze(-1) - self.rows)      # [K, PH + 1, Hw]
+        self.weights_x = g_x[:, 1:] - g_x[:, :-1]                         # [K, PW, Ww]
+        self.unscaled_weights_y = g_y[:, 1:] - g_y[:, :-1]                # [K, PH, Hw]
+        self.weights_y = self.unscaled_weights_y * self.inv_area.view(K, 1, 1)
+        self.bins = (self.weights_y.view(K, PH, 1, -1, 1) * self.weights_x.view(K, 1, PW, 1, -1)).reshape(K * PH * PW,
+                                                                                                         -1)
+
+    def coords_gradient(self, grad_bins: torch.Tensor) -> torch.Tensor:
+        """Gradient [K, 4] with respect to ``coords``, given the gradient [K * PH * PW, rows * columns] of ``bins``."""
+        K, PH, PW = self.coords.shape[0], self.ys.shape[1] - 1, self.xs.shape[1] - 1
+        grad_bins = grad_bins.view(K, PH, PW, self.rows.numel(), self.columns.numel())
+        grad_weights_y = (grad_bins * self.weights_x.view(K, 1, PW, 1, -1)).sum((2, 4))   # [K, PH, Hw]
+        grad_weights_x = (grad_bins * self.weights_y.view(K, PH, 1, -1, 1)).sum((1, 3))   # [K, PW, Ww]
+        grad_inv_area = (grad_weights_y * self.unscaled_weights_y).sum((1, 2))
+        grad_xs = _edge_gradient(grad_weights_x, self.xs, self.columns)
+        grad_ys = _edge_gradient(grad_weights_y * self.inv_area.view(K, 1, 1), self.ys, self.rows)
+        # inv_area = 1 / (bin_w * bin_h) where the area is positive, 0 (and no gradient) elsewhere
+        grad_area = -grad_inv_area * self.inv_area * self.inv_area   # 0 where inv_area is
+        # xs[m] = x1 + m * bin_w, bin_w = max(x2 - x1, 0) / PW (clamp passes the gradient at 0, as autograd's)
+        steps_x = torch.arange(PW + 1, device=self.xs.device, dtype=self.xs.dtype)
+        steps_y = torch.arange(PH + 1, device=self.ys.device, dtype=self.ys.dtype)
+        grad_bin_w = (grad_xs * steps_x).sum(1) + grad_area * self.bin_h
+        grad_bin_h = (grad_ys * steps_y).sum(1) + grad_area * self.bin_w
+        x1, y1, x2, y2 = self.coords.unbind(1)
+        grad_width = grad_bin_w * (x2 - x1 >= 0) / PW
+        grad_height = grad_bin_h * (y2 - y1 >= 0) / PH
+        return torch.stack([grad_xs.sum(1) - grad_width, grad_ys.sum(1) - grad_height, grad_width, grad_height], 1)
+
+
+def window_features(features: torch.Tensor, window) -> torch.Tensor:
+    """``features[0]`` [C, H, W] over the window's cells, as [C, rows * columns]."""
+    y_first, y_last, x_first, x_last = window
+    return features[0, :, y_first:y_last + 1, x_first:x_last + 1].reshape(features.shape[1], -1)
+
+
+class _WindowPool(torch.autograd.Function):
+    """The window strategy (module docstring) as one autograd node with a hand-written backward.
+
+    DiMP's box refinement calls PrRoIPool twice per step for ten boxes; built from ordinary ops, the weights'
+    autograd graph (some 40 nodes per call) would cost more than the pooling itself.
+    """
+
+    @staticmethod
+    def forward(ctx, features, coords, pooled_height, pooled_width, window):
+        K, C = coords.shape[0], features.shape[1]
+        weights = WindowWeights(coords, pooled_height, pooled_width, window)
+        cells = window_features(features, window)
+        pooled = torch.mm(weights.bins, cells.t())   # [K * PH * PW, C]
+        ctx.weights, ctx.cells, ctx.features_shape, ctx.window = weights, cells, features.shape, window
+        return pooled.view(K, pooled_height, pooled_width, C).permute(0, 3, 1, 2).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad_pooled):
+        K, C, PH, PW = grad_pooled.shape
+        grad = grad_pooled.permute(0, 2, 3, 1).reshape(K * PH * PW, C)
+        grad_features = grad_coords = None
+        if ctx.needs_input_grad[0]:
+            y_first, y_last, x_first, x_last = ctx.window
+            grad_features = grad.new_zeros(ctx.features_shape)
+            grad_features[0, :, y_first:y_last + 1, x_first:x_last + 1] = \
+                torch.mm(grad.t(), ctx.weights.bins).view(C, y_last - y_first + 1, x_last - x_first + 1)
+        if ctx.needs_input_grad[1]:
+            grad_coords = ctx.weights.coords_gradient(torch.mm(grad, ctx.cells))
+        return grad_features, grad_coords, None, None, None
+
+
 def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
-                        spatial_scale: float) -> torch.Tensor:
+                        spatial_scale: float, strategy: str = 'auto') -> torch.Tensor:
     N, C, H, W = features.shape
     PH, PW = pooled_height, pooled_width
     K = rois.shape[0]
@@ -130,20 +290,18 @@ def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_heigh
         raise IndexError('PrRoIPool: RoI batch indices must lie in [0, {}), got [{}, {}]'.format(
             N, int(batch_index.min()), int(batch_index.max())))
 
-    x1, y1, x2, y2 = (rois[:, c] * spatial_scale for c in range(1, 5))
-    bin_w = (x2 - x1).clamp(min=0) / PW
-    bin_h = (y2 - y1).clamp(min=0) / PH
-    # Bin edges as x1 + p * bin (not cumulated) so the last edge is x2 up to one rounding, as in the CUDA op.
-    xs = x1.unsqueeze(1) + torch.arange(PW + 1, device=device, dtype=dtype) * bin_w.unsqueeze(1)
-    ys = y1.unsqueeze(1) + torch.arange(PH + 1, device=device, dtype=dtype) * bin_h.unsqueeze(1)
+    coords = rois[:, 1:] * spatial_scale
+    with torch.no_grad():
+        edges_x, edges_y, _, _ = _bin_edges(coords, PH, PW)
+    window = _choose_strategy(strategy, N, edges_x, edges_y, H, W)
+    if window != 'taps':
+        return _WindowPool.apply(features, coords, PH, PW, window)
+
+    xs, ys, bin_w, bin_h = _bin_edges(coords, PH, PW)
+    inv_area = _inverse_area(bin_w, bin_h)
     first_x, count_x, weights_x = _axis_weights(xs[:, :-1], xs[:, 1:], W)   # [K, PW], [K, PW], [K, PW, span_x]
     first_y, count_y, weights_y = _axis_weights(ys[:, :-1], ys[:, 1:], H)   # [K, PH], [K, PH], [K, PH, span_y]
     span_x, span_y = weights_x.shape[-1], weights_y.shape[-1]
-
-    area = bin_w * bin_h
-    # Double where: a zero-area bin yields 0 and, unlike 0 * inf, a zero gradient.
-    safe_area = torch.where(area > 0, area, torch.ones_like(area))
-    inv_area = torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
     weights_y = weights_y * inv_area.view(K, 1, 1)
 
     # One "bag" of taps per bin, listing only the cells the bin touches (their number varies from bin to bin).

@@ -234,10 +234,15 @@ def write_video(path: str, frame_paths) -> str:
 
 
 # ------------------------------------------------------------------------------------------- tracker, parameters
-def test_tracker_is_pytracking_dimp():
+def test_tracker_is_pytracking_dimp_with_the_windowed_refinement():
     from pytracking.tracker.dimp import DiMP
     from pytracking.tracker.mkdnet import get_tracker_class
-    assert get_tracker_class() is DiMP
+    tracker_class = get_tracker_class()
+    assert tracker_class.__bases__ == (DiMP,)
+    # how the refinement is computed, nothing else (tests/test_iou_window.py: the same boxes as DiMP's)
+    assert set(vars(tracker_class)) - {'__module__', '__doc__', '__qualname__', '__firstlineno__',
+                                       '__static_attributes__'} == {
+        'initialize', 'iou_window_margin', 'get_iou_features', 'optimize_boxes'}
 
 
 def _param_values(params):

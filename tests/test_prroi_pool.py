@@ -245,6 +245,83 @@ def test_module_matches_functional_and_repr():
     assert set(prroi_module.__all__) == {'PrRoIPool2D', 'prroi_pool2d'}
 
 
+# ---------------------------------------------------------------- the two strategies of the pure-PyTorch path
+def _one_map_rois(H, W, spatial_scale, seed):
+    """The mixed boxes (partly outside, tiny, empty, beyond the ramp) all on map 0."""
+    rois = _mixed_rois(1, H, W, spatial_scale, seed)
+    rois[:, 0] = 0
+    return rois
+
+
+@pytest.mark.parametrize('pooled_height, pooled_width, spatial_scale, H, W', [
+    (5, 5, 1 / 8, 9, 11),
+    (3, 3, 1 / 16, 7, 6),
+    (1, 1, 1 / 16, 5, 8),
+    (2, 4, 1 / 8, 10, 7),
+])
+def test_window_strategy_matches_the_reference(pooled_height, pooled_width, spatial_scale, H, W):
+    features = torch.randn(1, 4, H, W, dtype=torch.float64, generator=torch.Generator().manual_seed(H + W))
+    rois = _one_map_rois(H, W, spatial_scale, seed=H * 10 + W)
+    ref = reference_prroi(features, rois, pooled_height, pooled_width, spatial_scale)
+    for subset in (slice(None), slice(12, 13), slice(-5, -3)):   # all boxes; one inside; boxes beyond the map
+        ours = prroi_module._prroi_pool2d_torch(features, rois[subset], pooled_height, pooled_width, spatial_scale,
+                                                'window')
+        assert ours.is_contiguous()
+        torch.testing.assert_close(ours, ref[subset], rtol=1e-4, atol=1e-9)
+
+
+def test_window_strategy_gradients_are_the_tap_strategys():
+    torch.manual_seed(6)
+    features = torch.randn(1, 3, 9, 11, dtype=torch.float64)
+    rois = _one_map_rois(9, 11, 1 / 8, seed=6)[:12]
+    weights = torch.randn(12, 3, 5, 5, dtype=torch.float64)
+    grads = []
+    for strategy in ('taps', 'window'):
+        f, r = features.clone().requires_grad_(True), rois.clone().requires_grad_(True)
+        (prroi_module._prroi_pool2d_torch(f, r, 5, 5, 1 / 8, strategy) * weights).sum().backward()
+        grads.append((f.grad, r.grad))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-10, atol=1e-12)
+    assert grads[0][1][:, 1:].abs().sum() > 0.1 and torch.all(grads[0][1][:, 0] == 0)
+
+
+def test_gradcheck_window_strategy():
+    torch.manual_seed(7)
+    features = torch.randn(1, 2, 6, 7, dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[-0.83, 0.37, 5.41, 4.62],
+                          [1.27, 2.13, 3.31, 2.71],
+                          [4.62, -1.44, 7.53, 3.28],
+                          [0.21, 0.64, 0.47, 1.12]], dtype=torch.float64) * 8
+    boxes.requires_grad_(True)
+
+    def fn(feat, coords):
+        rois = torch.cat([torch.zeros(4, 1, dtype=torch.float64), coords], 1)
+        return prroi_module._prroi_pool2d_torch(feat, rois, 3, 2, 1 / 8, 'window')
+
+    assert torch.autograd.gradcheck(fn, (features, boxes), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_auto_strategy_pools_clustered_boxes_on_one_map_in_a_window():
+    def choice(num_maps, boxes, size=44):
+        coords = torch.tensor(boxes, dtype=torch.float64) / 8
+        edges_x, edges_y, _, _ = prroi_module._bin_edges(coords, 5, 5)
+        return prroi_module._choose_strategy('auto', num_maps, edges_x, edges_y, size, size)
+
+    refinement = [[150.0, 160.0, 208.0, 207.0], [148.0, 158.0, 212.0, 201.0], [153.0, 163.0, 201.0, 214.0]]
+    assert choice(1, refinement) == (19, 27, 18, 27)   # the cells the boxes' bins read
+    assert choice(2, refinement) == 'taps'             # several maps
+    spread = [[2.0, 3.0, 30.0, 31.0], [300.0, 310.0, 330.0, 340.0]]
+    assert choice(1, spread) == 'taps'                 # a window far larger than the boxes
+    with pytest.raises(ValueError, match="strategy='window' pools one feature map"):
+        prroi_module._choose_strategy('window', 2, torch.zeros(1, 6), torch.zeros(1, 6), 9, 9)
+    # and both give the same numbers
+    features = torch.randn(1, 8, 44, 44, dtype=torch.float64)
+    rois = torch.cat([torch.zeros(3, 1, dtype=torch.float64), torch.tensor(refinement, dtype=torch.float64)], 1)
+    torch.testing.assert_close(prroi_pool2d(features, rois, 5, 5, 1 / 8),
+                               prroi_module._prroi_pool2d_torch(features, rois, 5, 5, 1 / 8, 'taps'),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_invalid_inputs():
     features = torch.randn(1, 2, 4, 4)
     with pytest.raises(ValueError, match='rois'):

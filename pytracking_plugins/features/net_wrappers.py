@@ -1,7 +1,7 @@
 """The network wrapper MKDNet's parameter files give pytracking's DiMP tracker.
 
 :class:`MKDNetNetwork` is pytracking's ``NetWithBackbone`` (same preprocessing, same lazy loading on the tracker's
-``initialize_features``), with two differences in how it finds and reads the network file:
+``initialize_features``), with these differences:
 
 - the file is looked up like ``NetWrapper`` does (an absolute path as is, otherwise in
   ``env_settings().network_path``, one folder or a list), and a missing file is an error that names the file, every
@@ -9,7 +9,8 @@
 - ``checkpoint_format='network'`` reads a pytracking network file (state dict + constructor, what MKDNet's training
   exports) through pytracking's own ``load_network``; ``'release'`` reads the authors' released file with
   :func:`pytracking_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
-  network, without running the file's constructor.
+  network, without running the file's constructor;
+- the network's parameters are frozen (``requires_grad=False``): tracking never trains them.
 """
 import os
 from typing import List, Optional
@@ -111,3 +112,6 @@ class MKDNetNetwork(NetWithBackbone):
         if self.use_gpu:
             self.cuda()
         self.eval()
+        # Tracking never trains the network, but DiMP's box refinement backpropagates through the IoU-net to the
+        # boxes: frozen weights spare it the weight gradients (and their accumulation) of every refinement step.
+        self.net.requires_grad_(False)
