@@ -154,17 +154,17 @@ _ONEDNN_LINEAR = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkl
 class _ConstantLinear:
     """``x @ weight.T + bias`` and its input gradient ``grad @ weight``, for a weight that does not change."""
 
-    def __init__(self, weight: torch.Tensor):
-        self.weight = weight
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        self.weight, self.bias = weight, bias
         self.packed = self.packed_transposed = None
         if _ONEDNN_LINEAR and weight.device.type == 'cpu' and weight.dtype == torch.float32:
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 16)
             self.packed_transposed = torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous(), 16)
 
-    def forward(self, x: torch.Tensor, bias) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None and x.dtype == torch.float32:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, 'none', [], '')
-        return torch.addmm(bias, x, self.weight.t()) if bias is not None else torch.mm(x, self.weight.t())
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, 'none', [], '')
+        return torch.addmm(self.bias, x, self.weight.t())
 
     def input_gradient(self, grad: torch.Tensor) -> torch.Tensor:
         if self.packed_transposed is not None and grad.dtype == torch.float32:
@@ -172,18 +172,32 @@ class _ConstantLinear:
         return torch.mm(grad, self.weight)
 
 
-_BIN_MAJOR_LINEARS = WeakIdKeyDictionary()   # weight tensor -> (its version, _ConstantLinear of the bin-major weight)
+_FOLDED_LINEARS = WeakIdKeyDictionary()   # LinearBlock -> (its parameters' versions, its _ConstantLinear)
 
 
-def _bin_major_linear(weight: torch.Tensor, bins: int) -> _ConstantLinear:
-    """A LinearBlock's weight [out, C * bins] (it reads pooled features in channel, row, column order) as
-    [out, bins * C], the order pooling produces them in; kept while the weight lives and is not changed."""
-    cached = _BIN_MAJOR_LINEARS.get(weight)
-    if cached is None or cached[0] != weight._version:
-        out = weight.shape[0]
-        bin_major = weight.detach().view(out, -1, bins).transpose(1, 2).reshape(out, -1)
-        cached = (weight._version, _ConstantLinear(bin_major))
-        _BIN_MAJOR_LINEARS[weight] = cached
+def _folded_linear(block: LinearBlock, bins: int) -> _ConstantLinear:
+    """A LinearBlock's linear layer and eval-mode BatchNorm as one affine layer, with the weight's columns in the
+    order pooling produces the features in (bin, then channel; the block reads channel, then bin); kept while the
+    block lives and its parameters do not change."""
+    tensors = [block.linear.weight, block.linear.bias]
+    if block.bn is not None:
+        tensors += [block.bn.weight, block.bn.bias, block.bn.running_mean, block.bn.running_var]
+    versions = tuple(None if t is None else (id(t), t._version) for t in tensors)
+    cached = _FOLDED_LINEARS.get(block)
+    if cached is None or cached[0] != versions:
+        with torch.no_grad():
+            weight, bias = block.linear.weight, block.linear.bias
+            out = weight.shape[0]
+            weight = weight.view(out, -1, bins).transpose(1, 2).reshape(out, -1)
+            bias = bias if bias is not None else weight.new_zeros(out)
+            if block.bn is not None:
+                # BatchNorm in eval mode is the affine map x * scale + shift.
+                bn = block.bn
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                weight = weight * scale.view(-1, 1)
+                bias = bias * scale + bn.bias - bn.running_mean * scale
+        cached = (versions, _ConstantLinear(weight.contiguous(), bias))
+        _FOLDED_LINEARS[block] = cached
     return cached[1]
 
 
@@ -194,18 +208,10 @@ class _Branch:
                  block: LinearBlock):
         self.window = window
         self.map_size = map_size
-        self.cells = cells                        # [C, rows, columns]: modulated IoU features in the window
+        self.cells = cells   # [C, rows, columns]: modulated IoU features in the window
         self.pooled_height, self.pooled_width = pool.pooled_height, pool.pooled_width
         self.spatial_scale = pool.spatial_scale
-        self.linear = _bin_major_linear(block.linear.weight, self.pooled_height * self.pooled_width)
-        self.bias = block.linear.bias
-        if block.bn is not None:
-            # BatchNorm in eval mode is the affine map x * scale + shift.
-            bn = block.bn
-            self.scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            self.shift = bn.bias - bn.running_mean * self.scale
-        else:
-            self.scale = self.shift = None
+        self.linear = _folded_linear(block, self.pooled_height * self.pooled_width)   # linear + BatchNorm
 
     def cells_of(self, window: Window) -> torch.Tensor:
         """The features [C, rows * columns] of a sub-window."""
@@ -213,10 +219,6 @@ class _Branch:
         sub = self.cells[:, window[0] - y0:window[1] - y0 + 1, window[2] - x0:window[3] - x0 + 1]
         return sub.reshape(sub.shape[0], -1)
 
-    def pre_activation(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The layer's BatchNorm output for pooled features [K, bins * C] (bin-major per box)."""
-        out = self.linear.forward(pooled, self.bias)
-        return out * self.scale + self.shift if self.scale is not None else out
 
 
 class WindowedIoUNet:
@@ -310,7 +312,7 @@ class _WindowedIoU(torch.autograd.Function):
             weights = WindowWeights(xyxy * branch.spatial_scale, branch.pooled_height, branch.pooled_width, read)
             cells = branch.cells_of(read)
             pooled = torch.mm(weights.bins, cells.t())   # [K * bins, C]: bin-major per box, as branch.weight
-            pre_activation = branch.pre_activation(pooled.view(K, -1))
+            pre_activation = branch.linear.forward(pooled.view(K, -1))   # the BatchNorm's output
             activations.append(pre_activation.clamp(min=0))
             saved.append((weights, cells, pre_activation))
         iou = torch.addmm(net.predictor_bias, torch.cat(activations, 1), net.predictor_weight.t())
@@ -328,8 +330,6 @@ class _WindowedIoU(torch.autograd.Function):
             grad = grad_activations[:, start:start + width]
             start += width
             grad = grad * (pre_activation > 0)   # the ReLU
-            if branch.scale is not None:
-                grad = grad * branch.scale
             bins = branch.pooled_height * branch.pooled_width
             grad_pooled = branch.linear.input_gradient(grad).view(K * bins, -1)   # [K * bins, C]
             grad_xyxy = grad_xyxy + weights.coords_gradient(torch.mm(grad_pooled, cells)) * branch.spatial_scale
