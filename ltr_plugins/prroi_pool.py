@@ -95,11 +95,13 @@ def _resolve_backend(backend: Optional[str]) -> str:
     return backend
 
 
-def _tri_antiderivative(t: torch.Tensor) -> torch.Tensor:
+def _tri_antiderivative(t: torch.Tensor, with_derivative: bool = False):
     """G(t) = integral of tri from -inf to t: 0 below -1, 1 above 1, and 1/2 + t - t|t|/2 in between (the two
-    quadratics (t + 1)^2 / 2 and 1 - (1 - t)^2 / 2 in one expression)."""
+    quadratics (t + 1)^2 / 2 and 1 - (1 - t)^2 / 2 in one expression). ``with_derivative``: (G(t), tri(t))."""
     t = t.clamp(-1.0, 1.0)
-    return 0.5 + t * (1 - 0.5 * t.abs())
+    t_abs = t.abs()
+    g = 0.5 + t * (1 - 0.5 * t_abs)
+    return (g, 1 - t_abs) if with_derivative else g
 
 
 def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
@@ -178,19 +180,6 @@ def _inverse_area(bin_w: torch.Tensor, bin_h: torch.Tensor) -> torch.Tensor:
     return torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
 
 
-def _tri(t: torch.Tensor) -> torch.Tensor:
-    """tri(t) = max(0, 1 - |t|), the derivative of :func:`_tri_antiderivative` (0 at |t| = 1 and beyond)."""
-    return (1 - t.abs()).clamp(min=0)
-
-
-def _edge_gradient(weights_grad: torch.Tensor, edges: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-    """Gradient with respect to the bin edges [K, P + 1] of ``weights = G(edges[1:] - s) - G(edges[:-1] - s)``."""
-    g_grad = edges.new_zeros(edges.shape + samples.shape)
-    g_grad[:, 1:] += weights_grad
-    g_grad[:, :-1] -= weights_grad
-    return (g_grad * _tri(edges.unsqueeze(-1) - samples)).sum(-1)
-
-
 class WindowWeights:
     """The window strategy's bin weights for RoIs ``coords`` (map units, ``x1, y1, x2, y2`` rows) over the cells
     ``window = (first row, last row, first column, last column)``, and their gradient.
@@ -199,46 +188,60 @@ class WindowWeights:
     weight of every window cell (row-major), the bin's inverse area included: pooled features are
     ``bins @ window_features.T``. Plain tensors without autograd history: :meth:`coords_gradient` gives the
     gradient, so callers that pool inside a hand-written backward (the box refinement of
-    ``pytracking_plugins.iou_refinement``) reuse both.
+    ``pytracking_plugins.iou_window``) reuse both.
+
+    Both axes are computed together (axis 0: x, bins along the width, the window's columns; axis 1: y), the shorter
+    one padded: bins beyond an axis' count repeat its last edge, samples beyond its cells lie far away, and both get
+    weight 0.
     """
 
     def __init__(self, coords: torch.Tensor, pooled_height: int, pooled_width: int, window):
         y_first, y_last, x_first, x_last = window
         K, PH, PW = coords.shape[0], pooled_height, pooled_width
-        self.coords = coords
-        self.xs, self.ys, self.bin_w, self.bin_h = _bin_edges(coords, PH, PW)
-        area = self.bin_w * self.bin_h   # no autograd here: one where gives the zero-area bins their 0
+        device, dtype = coords.device, coords.dtype
+        self.coords, self.shape = coords, (K, PH, PW, y_last - y_first + 1, x_last - x_first + 1)
+        self.counts = torch.tensor([PW, PH], device=device, dtype=dtype)
+        steps = torch.arange(max(PH, PW) + 1, device=device, dtype=dtype)
+        self.steps = torch.minimum(steps, self.counts.view(2, 1))                      # [2, P + 1]
+        self.extent = coords[:, 2:] - coords[:, :2]                                    # [K, 2]: x2 - x1, y2 - y1
+        self.bin_size = self.extent.clamp(min=0) / self.counts                         # [K, 2]: bin_w, bin_h
+        # x1 + p * bin_w, as _bin_edges computes them
+        self.edges = coords[:, :2].unsqueeze(-1) + self.steps * self.bin_size.unsqueeze(-1)   # [K, 2, P + 1]
+        size = max(self.shape[3], self.shape[4])
+        far = -float(size + 2)
+        self.samples = torch.full((2, size), far, device=device, dtype=dtype)
+        self.samples[0, :self.shape[4]] = torch.arange(x_first, x_last + 1, device=device, dtype=dtype)
+        self.samples[1, :self.shape[3]] = torch.arange(y_first, y_last + 1, device=device, dtype=dtype)
+        # G and its derivative tri at every edge and sample: [K, 2, P + 1, S]
+        g, self.tri = _tri_antiderivative(self.edges.unsqueeze(-1) - self.samples.view(1, 2, 1, size), True)
+        axis_weights = g[:, :, 1:] - g[:, :, :-1]                        # [K, 2, P, S]
+        area = self.bin_size[:, 0] * self.bin_size[:, 1]   # no autograd here: one where gives empty bins their 0
         self.inv_area = torch.where(area > 0, area.reciprocal(), 0.0)
-        self.columns = torch.arange(x_first, x_last + 1, device=coords.device, dtype=coords.dtype)
-        self.rows = torch.arange(y_first, y_last + 1, device=coords.device, dtype=coords.dtype)
-        g_x = _tri_antiderivative(self.xs.unsqueeze(-1) - self.columns)   # [K, PW + 1, Ww]: G at every bin edge
-        g_y = _tri_antiderivative(self.ys.unsqueeze(-1) - self.rows)      # [K, PH + 1, Hw]
-        self.weights_x = g_x[:, 1:] - g_x[:, :-1]                         # [K, PW, Ww]
-        self.unscaled_weights_y = g_y[:, 1:] - g_y[:, :-1]                # [K, PH, Hw]
+        self.weights_x = axis_weights[:, 0, :PW, :self.shape[4]]                    # [K, PW, Ww]
+        self.unscaled_weights_y = axis_weights[:, 1, :PH, :self.shape[3]]           # [K, PH, Hw]
         self.weights_y = self.unscaled_weights_y * self.inv_area.view(K, 1, 1)
-        self.bins = (self.weights_y.view(K, PH, 1, -1, 1) * self.weights_x.view(K, 1, PW, 1, -1)).reshape(K * PH * PW,
-                                                                                                         -1)
+        self.bins = (self.weights_y.view(K, PH, 1, -1, 1) * self.weights_x.reshape(K, 1, PW, 1, -1)).reshape(
+            K * PH * PW, -1)
 
     def coords_gradient(self, grad_bins: torch.Tensor) -> torch.Tensor:
         """Gradient [K, 4] with respect to ``coords``, given the gradient [K * PH * PW, rows * columns] of ``bins``."""
-        K, PH, PW = self.coords.shape[0], self.ys.shape[1] - 1, self.xs.shape[1] - 1
-        grad_bins = grad_bins.view(K, PH, PW, self.rows.numel(), self.columns.numel())
-        grad_weights_y = (grad_bins * self.weights_x.view(K, 1, PW, 1, -1)).sum((2, 4))   # [K, PH, Hw]
-        grad_weights_x = (grad_bins * self.weights_y.view(K, PH, 1, -1, 1)).sum((1, 3))   # [K, PW, Ww]
+        K, PH, PW, rows, columns = self.shape
+        grad_bins = grad_bins.view(K, PH, PW, rows, columns)
+        grad_weights_y = (grad_bins * self.weights_x.reshape(K, 1, PW, 1, columns)).sum((2, 4))   # [K, PH, Hw]
+        grad_weights_x = (grad_bins * self.weights_y.view(K, PH, 1, rows, 1)).sum((1, 3))         # [K, PW, Ww]
         grad_inv_area = (grad_weights_y * self.unscaled_weights_y).sum((1, 2))
-        grad_xs = _edge_gradient(grad_weights_x, self.xs, self.columns)
-        grad_ys = _edge_gradient(grad_weights_y * self.inv_area.view(K, 1, 1), self.ys, self.rows)
+        grad_axis = grad_bins.new_zeros(self.tri.shape[:2] + (self.tri.shape[2] - 1, self.tri.shape[3]))
+        grad_axis[:, 0, :PW, :columns] = grad_weights_x
+        grad_axis[:, 1, :PH, :rows] = grad_weights_y * self.inv_area.view(K, 1, 1)
+        # weights = G(edge[p + 1] - s) - G(edge[p] - s): edge m gets G'(edge[m] - s) (grad[m - 1] - grad[m])
+        padding = torch.nn.functional.pad(grad_axis, (0, 0, 1, 1))
+        grad_edges = ((padding[:, :, :-1] - padding[:, :, 1:]) * self.tri).sum(-1)   # [K, 2, P + 1]
         # inv_area = 1 / (bin_w * bin_h) where the area is positive, 0 (and no gradient) elsewhere
-        grad_area = -grad_inv_area * self.inv_area * self.inv_area   # 0 where inv_area is
-        # xs[m] = x1 + m * bin_w, bin_w = max(x2 - x1, 0) / PW (clamp passes the gradient at 0, as autograd's)
-        steps_x = torch.arange(PW + 1, device=self.xs.device, dtype=self.xs.dtype)
-        steps_y = torch.arange(PH + 1, device=self.ys.device, dtype=self.ys.dtype)
-        grad_bin_w = (grad_xs * steps_x).sum(1) + grad_area * self.bin_h
-        grad_bin_h = (grad_ys * steps_y).sum(1) + grad_area * self.bin_w
-        x1, y1, x2, y2 = self.coords.unbind(1)
-        grad_width = grad_bin_w * (x2 - x1 >= 0) / PW
-        grad_height = grad_bin_h * (y2 - y1 >= 0) / PH
-        return torch.stack([grad_xs.sum(1) - grad_width, grad_ys.sum(1) - grad_height, grad_width, grad_height], 1)
+        grad_area = -grad_inv_area * self.inv_area * self.inv_area
+        # edge[m] = x1 + m * bin_w, bin_w = max(x2 - x1, 0) / PW (clamp passes the gradient at 0, as autograd's)
+        grad_bin_size = (grad_edges * self.steps).sum(-1) + grad_area.unsqueeze(1) * self.bin_size.flip(1)
+        grad_extent = grad_bin_size * (self.extent >= 0) / self.counts
+        return torch.cat([grad_edges.sum(-1) - grad_extent, grad_extent], 1)
 
 
 def window_features(features: torch.Tensor, window) -> torch.Tensor:
