@@ -294,12 +294,15 @@ def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_heigh
         raise IndexError('PrRoIPool: RoI batch indices must lie in [0, {}), got [{}, {}]'.format(
             N, int(batch_index.min()), int(batch_index.max())))
 
+    if strategy not in STRATEGIES:
+        raise ValueError('PrRoIPool strategy must be one of {}, not {!r}'.format(STRATEGIES, strategy))
     coords = rois[:, 1:] * spatial_scale
-    with torch.no_grad():
-        edges_x, edges_y, _, _ = _bin_edges(coords, PH, PW)
-    window = _choose_strategy(strategy, N, edges_x, edges_y, H, W)
-    if window != 'taps':
-        return _WindowPool.apply(features, coords, PH, PW, window)
+    if N == 1 or strategy == 'window':   # several maps (training batches) always gather taps
+        with torch.no_grad():
+            edges_x, edges_y, _, _ = _bin_edges(coords, PH, PW)
+        window = _choose_strategy(strategy, N, edges_x, edges_y, H, W)
+        if window != 'taps':
+            return _WindowPool.apply(features, coords, PH, PW, window)
 
     xs, ys, bin_w, bin_h = _bin_edges(coords, PH, PW)
     inv_area = _inverse_area(bin_w, bin_h)
