@@ -17,6 +17,7 @@ STATE=$PROJECT_ROOT/.install-state
 WORKSPACE=$PROJECT_ROOT/workspace
 PATCHES=$PROJECT_ROOT/settings/pytracking_patches
 TEMPLATES=$PROJECT_ROOT/settings/local_templates
+PIP_VERSION=26.3   # >= 25.3 for --build-constraint (settings/build-constraints.txt)
 
 # FOOTPRINT inside the pytracking checkout (all of it reverted by --uninstall):
 #   links  <pytracking>/<link> -> <project>/<target>, the folders pytracking looks up by name
@@ -121,12 +122,13 @@ make_venv() {
   fi
   say "installing the pinned stack (requirements.txt) into .venv"
   local pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
-  "${pip[@]}" install --quiet --upgrade pip "setuptools<81" wheel
+  "${pip[@]}" install --quiet "pip==$PIP_VERSION"
   if [ -n "$TORCH_INDEX" ]; then
     "${pip[@]}" install --quiet --index-url "$TORCH_INDEX" \
       $(grep -E '^(torch|torchvision)==' "$PROJECT_ROOT/requirements.txt")
   fi
-  "${pip[@]}" install --quiet -r "$PROJECT_ROOT/requirements.txt"
+  "${pip[@]}" install --quiet --build-constraint "$PROJECT_ROOT/settings/build-constraints.txt" \
+    -r "$PROJECT_ROOT/requirements.txt"
   mkdir -p "$STATE"
   printf '%s\n' "$wanted" > "$STATE/requirements"
 }
