@@ -1,52 +1,38 @@
 #!/usr/bin/env bash
-# Installs the MKDNet plugin for pytracking: a virtual environment with the pinned stack, pytracking at the pinned
-# commit (or your own checkout), and the plugin made visible to pytracking's own entry points.
+# Installs the MKDNet plugin for pytracking: the pinned stack, pytracking at the pinned commit (or your own
+# checkout), and the plugin made visible to pytracking's own entry points.
 #
-#   ./install.sh [--pytracking DIR] [--torch-index URL] [--python PYTHON]
-#   ./install.sh --uninstall        # restores the pytracking checkout exactly (git status as before)
+#   ./install.sh [--pytracking DIR] [--torch-index URL] [--python PYTHON]   # into a new .venv/ (the tested stack)
+#   ./install.sh --env PYTHON|current [--pytracking DIR]                    # into an existing environment
+#   ./install.sh --uninstall                                                # restores pytracking exactly
 #
-# Everything it does inside the pytracking checkout is listed in FOOTPRINT below and in README.md.
+# What it changes inside the pytracking checkout is listed in settings/footprint.txt, settings/pytracking_patches/
+# and README.md. Either every change of a run is made, or (on any failure) none is left behind.
 set -euo pipefail
 
 PROJECT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PYTRACKING_COMMIT=7eb9e74bd3d40e29dbcec444902237da13de247b
 PYTRACKING_URL=https://github.com/visionml/pytracking.git
 DEFAULT_MIRROR=${XDG_CACHE_HOME:-$HOME/.cache}/pytracking-plugins/pytracking.git
 VENV=$PROJECT_ROOT/.venv
 STATE=$PROJECT_ROOT/.install-state
 WORKSPACE=$PROJECT_ROOT/workspace
+FOOTPRINT=$PROJECT_ROOT/settings/footprint.txt
 PATCHES=$PROJECT_ROOT/settings/pytracking_patches
 TEMPLATES=$PROJECT_ROOT/settings/local_templates
-PIP_VERSION=26.3   # >= 25.3 for --build-constraint (settings/build-constraints.txt)
-
-# FOOTPRINT inside the pytracking checkout (all of it reverted by --uninstall):
-#   links  <pytracking>/<link> -> <project>/<target>, the folders pytracking looks up by name
-LINKS=(
-  "ltr/train_settings/mkdnet:ltr_plugins/train_settings/mkdnet"
-  "pytracking/tracker/mkdnet:pytracking_plugins/tracker/mkdnet"
-  "pytracking/parameter/mkdnet:pytracking_plugins/parameter/mkdnet"
-)
-#   patches  settings/pytracking_patches/*.patch, each with its reason at its top
-#   local.py files (git-ignored by pytracking), written only when absent:
-LOCAL_FILES=(
-  "ltr/admin/local.py:ltr_local.py"
-  "pytracking/evaluation/local.py:pytracking_local.py"
-)
-# Outside the checkout: .venv/lib/python*/site-packages/pytracking_plugins.pth puts the project and pytracking on
-# the path and imports ltr_plugins.import_hooks (PrRoIPool for ltr.external.PreciseRoIPooling...).
+BUILD_CONSTRAINTS=$PROJECT_ROOT/settings/build-constraints.txt
+PIP_VERSION=26.3            # >= 25.3 for --build-constraint
+DISTRIBUTION=pytracking-mkdnet
+PTH_NAME=pytracking_plugins.pth
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-  sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-  exit "${1:-0}"
-}
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 MODE=install
 PYTRACKING_DIR=
 TORCH_INDEX=
 PYTHON=${PYTHON:-python3}
+TARGET_ENV=
 while [ $# -gt 0 ]; do
   case "$1" in
     --uninstall) MODE=uninstall ;;
@@ -56,6 +42,8 @@ while [ $# -gt 0 ]; do
     --torch-index=*) TORCH_INDEX=${1#*=} ;;
     --python) [ $# -ge 2 ] || die "--python needs an interpreter"; PYTHON=$2; shift ;;
     --python=*) PYTHON=${1#*=} ;;
+    --env) [ $# -ge 2 ] || die "--env needs an interpreter (or 'current')"; TARGET_ENV=$2; shift ;;
+    --env=*) TARGET_ENV=${1#*=} ;;
     -h|--help) usage 0 ;;
     *) printf '[install] unknown option: %s\n' "$1" >&2; usage 2 ;;
   esac
@@ -63,28 +51,52 @@ while [ $# -gt 0 ]; do
 done
 
 sha() { sha256sum "$@" | cut -d' ' -f1; }
+footprint() { grep -E "^$1 " "$FOOTPRINT" | cut -d' ' -f2-; }    # footprint KIND: the entries of one kind
+PYTRACKING_COMMIT=$(footprint commit)
+record() { mkdir -p "$STATE"; printf '%s\n' "$2" > "$STATE/$1"; }
+recorded() { [ -f "$STATE/$1" ] && cat "$STATE/$1" || true; }
+
+# ------------------------------------------------------------------------------------------------- transaction
+# Every change to the pytracking checkout and to the environment is journalled; if the run fails, the journal is
+# undone in reverse, so a failed install leaves things as they were.
+JOURNAL=()
+journal() { JOURNAL+=("$1"); }
+rollback() {
+  local status=$? i entry
+  trap - EXIT
+  if [ "$status" -ne 0 ] && [ "${#JOURNAL[@]}" -gt 0 ]; then
+    printf '[install] failed: undoing the %d change(s) this run made\n' "${#JOURNAL[@]}" >&2
+    for ((i = ${#JOURNAL[@]} - 1; i >= 0; i--)); do
+      entry=${JOURNAL[i]}
+      case "$entry" in
+        patch:*) git -C "$PYTRACKING_DIR" apply --reverse "${entry#patch:}" && rm -f "$APPLIED/$(basename "${entry#patch:}")" ;;
+        unpatch:*) git -C "$PYTRACKING_DIR" apply "${entry#unpatch:}" ;;
+        file:*) rm -f "${entry#file:}" ;;
+        restore:*) mv -f "${entry#restore:}.before-install" "${entry#restore:}" ;;
+        state:*) rm -f "$STATE/${entry#state:}" ;;
+        pip:*) "${entry#pip:}" -m pip uninstall --quiet --yes "$DISTRIBUTION" >/dev/null 2>&1 || true ;;
+      esac || printf '[install] could not undo %s\n' "$entry" >&2
+    done
+  fi
+  exit "$status"
+}
 
 # ---------------------------------------------------------------------------------------------------- pytracking
-remembered_pytracking() { [ -f "$STATE/pytracking_dir" ] && cat "$STATE/pytracking_dir" || true; }
-
 obtain_pytracking() {
-  local target=$PROJECT_ROOT/external/pytracking source
+  local target=$PROJECT_ROOT/external/pytracking source previous
+  previous=$(recorded pytracking_dir)
   if [ -n "$PYTRACKING_DIR" ]; then
     [ -d "$PYTRACKING_DIR/ltr" ] && [ -d "$PYTRACKING_DIR/pytracking" ] \
       || die "--pytracking $PYTRACKING_DIR is not a pytracking checkout (no ltr/ and pytracking/ folders in it)"
     PYTRACKING_DIR=$(cd "$PYTRACKING_DIR" && pwd)
-    local previous; previous=$(remembered_pytracking)
-    if [ -n "$previous" ] && [ "$previous" != "$PYTRACKING_DIR" ]; then
-      die "the plugin is installed into $previous; run ./install.sh --uninstall first"
-    fi
+    [ -z "$previous" ] || [ "$previous" = "$PYTRACKING_DIR" ] \
+      || die "the plugin is installed into $previous; run ./install.sh --uninstall first"
     return
   fi
-  PYTRACKING_DIR=$(remembered_pytracking)
+  PYTRACKING_DIR=$previous
   [ -n "$PYTRACKING_DIR" ] && [ -d "$PYTRACKING_DIR" ] && return
   PYTRACKING_DIR=$target
-  if [ -d "$target/.git" ]; then
-    return
-  fi
+  [ -d "$target/.git" ] && return
   if [ -n "${PYTRACKING_MIRROR:-}" ]; then
     source=$PYTRACKING_MIRROR
   elif [ -d "$DEFAULT_MIRROR" ]; then
@@ -107,30 +119,67 @@ obtain_pytracking() {
 }
 
 # ------------------------------------------------------------------------------------------------ environment
-site_packages() { "$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
+check_python() {  # check_python PYTHON: dies unless it is a Python this plugin supports
+  "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+    || die "Python >= 3.11 is needed; $1 is $("$1" --version 2>&1 || echo 'not runnable')"
+}
 
-make_venv() {
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
-    || die "Python >= 3.10 is needed; $PYTHON is $("$PYTHON" --version 2>&1). Pass --python PYTHON"
-  if [ ! -x "$VENV/bin/python" ]; then
-    say "creating $VENV"
-    "$PYTHON" -m venv "$VENV"
+choose_environment() {  # sets ENV_PYTHON: the interpreter of the environment the plugin goes into
+  local previous; previous=$(recorded env_python)
+  if [ -z "$TARGET_ENV" ]; then
+    ENV_PYTHON=$VENV/bin/python
+  else
+    [ "$TARGET_ENV" = current ] && TARGET_ENV=$(command -v python || command -v python3 || true)
+    [ -n "$TARGET_ENV" ] || die "--env current: no python on PATH; activate your environment first"
+    check_python "$TARGET_ENV"
+    ENV_PYTHON=$("$TARGET_ENV" -c 'import sys; print(sys.executable)')
+    [ "$ENV_PYTHON" != "$VENV/bin/python" ] || ENV_PYTHON=$VENV/bin/python
   fi
-  local wanted; wanted=$(printf '%s\n%s\n' "$(sha "$PROJECT_ROOT/requirements.txt")" "$TORCH_INDEX")
-  if [ -f "$STATE/requirements" ] && [ "$(cat "$STATE/requirements")" = "$wanted" ]; then
-    return
+  [ -z "$previous" ] || [ "$previous" = "$ENV_PYTHON" ] \
+    || die "the plugin is installed into the environment of $previous; run ./install.sh --uninstall first"
+}
+
+quietly() {  # runs a command, showing its output only if it fails (setuptools warns on every editable build)
+  local output
+  if ! output=$("$@" 2>&1); then printf '%s\n' "$output" >&2; return 1; fi
+}
+
+site_packages() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
+
+install_packages() {
+  local pip=("$ENV_PYTHON" -m pip --disable-pip-version-check) wanted
+  if [ "$ENV_PYTHON" = "$VENV/bin/python" ]; then
+    if [ ! -x "$VENV/bin/python" ]; then
+      check_python "$PYTHON"
+      say "creating $VENV"
+      "$PYTHON" -m venv "$VENV"
+    fi
+    wanted=$(printf 'venv\n%s\n%s\n%s\n' "$(sha "$PROJECT_ROOT/requirements.txt" "$PROJECT_ROOT/pyproject.toml" \
+      "$BUILD_CONSTRAINTS")" "$TORCH_INDEX" "$PIP_VERSION")
+  else
+    wanted=$(printf 'env %s\n%s\n' "$ENV_PYTHON" "$(sha "$PROJECT_ROOT/pyproject.toml" "$BUILD_CONSTRAINTS")")
   fi
-  say "installing the pinned stack (requirements.txt) into .venv"
-  local pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
-  "${pip[@]}" install --quiet "pip==$PIP_VERSION"
-  if [ -n "$TORCH_INDEX" ]; then
-    "${pip[@]}" install --quiet --index-url "$TORCH_INDEX" \
-      $(grep -E '^(torch|torchvision)==' "$PROJECT_ROOT/requirements.txt")
+  [ "$(recorded packages)" = "$wanted" ] && return
+  if ! "$ENV_PYTHON" -m pip --version >/dev/null 2>&1; then
+    "$ENV_PYTHON" -m ensurepip --upgrade >/dev/null || die "$ENV_PYTHON has no pip and ensurepip failed"
   fi
-  "${pip[@]}" install --quiet --build-constraint "$PROJECT_ROOT/settings/build-constraints.txt" \
-    -r "$PROJECT_ROOT/requirements.txt"
-  mkdir -p "$STATE"
-  printf '%s\n' "$wanted" > "$STATE/requirements"
+  if [ "$ENV_PYTHON" = "$VENV/bin/python" ]; then
+    say "installing the pinned stack (requirements.txt) into .venv"
+    "${pip[@]}" install --quiet "pip==$PIP_VERSION"
+    if [ -n "$TORCH_INDEX" ]; then
+      "${pip[@]}" install --quiet --index-url "$TORCH_INDEX" \
+        $(grep -E '^(torch|torchvision)==' "$PROJECT_ROOT/requirements.txt")
+    fi
+    "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" -r "$PROJECT_ROOT/requirements.txt"
+    quietly "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" --no-deps --editable "$PROJECT_ROOT"
+  else
+    say "installing the plugin and its dependencies (pyproject.toml) into the environment of $ENV_PYTHON"
+    "$ENV_PYTHON" -c 'import sys; import pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (25, 3))' \
+      || "${pip[@]}" install --quiet "pip>=25.3"
+    "${pip[@]}" show --quiet "$DISTRIBUTION" >/dev/null 2>&1 || journal "pip:$ENV_PYTHON"
+    quietly "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" --editable "$PROJECT_ROOT"
+  fi
+  record packages "$wanted"
 }
 
 install_turbojpeg() {
@@ -146,130 +195,195 @@ install_turbojpeg() {
   say "libturbojpeg is not installed (needs root and apt-get): pytracking decodes JPEGs with OpenCV instead"
 }
 
-# ---------------------------------------------------------------------------------------------------- footprint
-# Each applied patch is recorded in .install-state/patches/, and reverted from that record: an updated plugin
+# ---------------------------------------------------------------------------------------------------- patches
+# Each applied patch is recorded in .install-state/patches/ and reverted from that record, so an updated plugin
 # whose patch changed still restores pytracking exactly.
 APPLIED=$STATE/patches
 
-revert_patch() {  # revert_patch FILE: reverts FILE if it is applied
-  if git -C "$PYTRACKING_DIR" apply --check --reverse "$1" 2>/dev/null; then
-    git -C "$PYTRACKING_DIR" apply --reverse "$1"
-    say "reverted $(basename "$1")"
-  fi
+patch_state() {  # patch_state PATCH: applied | absent | conflict
+  if git -C "$PYTRACKING_DIR" apply --check --reverse "$1" 2>/dev/null; then echo applied
+  elif git -C "$PYTRACKING_DIR" apply --check "$1" 2>/dev/null; then echo absent
+  else echo conflict; fi
 }
 
-apply_patches() {
-  local patch record
+explain_conflict() {  # explain_conflict PATCH STATE: which file and line differ from what the plugin expects
+  local patch=$1 expected=$2 scratch file other
+  scratch=$(mktemp -d)
+  printf '[install] error: lines that the plugin patched (%s) were changed in %s since it was applied\n' \
+    "$(basename "$patch")" "$PYTRACKING_DIR" >&2
+  git -C "$PYTRACKING_DIR" apply --check --reverse -v "$patch" 2>&1 | grep -E '^error: patch failed' \
+    | sed "s|^error: patch failed: |[install]   the first hunk that no longer matches: |" >&2 || true
+  for file in $(git -C "$PYTRACKING_DIR" apply --numstat "$patch" | cut -f3); do
+    # What the plugin expects there: the committed file with every recorded patch (and this one) applied.
+    mkdir -p "$scratch/$(dirname "$file")"
+    git -C "$PYTRACKING_DIR" show "HEAD:$file" > "$scratch/$file" 2>/dev/null || continue
+    for other in "$APPLIED"/*.patch; do
+      [ -f "$other" ] && [ "$(basename "$other")" != "$(basename "$patch")" ] || continue
+      (cd "$scratch" && git apply --include="$file" "$other" 2>/dev/null) || true
+    done
+    [ "$expected" = applied ] && { (cd "$scratch" && git apply --include="$file" "$patch" 2>/dev/null) || true; }
+    if ! cmp -s "$scratch/$file" "$PYTRACKING_DIR/$file"; then
+      printf '[install] %s was edited; the difference from what the plugin expects:\n' "$PYTRACKING_DIR/$file" >&2
+      diff -u --label "$file (expected)" --label "$file (now)" "$scratch/$file" "$PYTRACKING_DIR/$file" \
+        | sed 's/^/[install]   /' >&2 || true
+    fi
+  done
+  rm -rf "$scratch"
+  printf '[install] undo that edit (or keep a copy of it elsewhere) and run this again\n' >&2
+}
+
+# -------------------------------------------------------------------------------------------------- preflight
+preflight_install() {  # everything that could stop the install is checked before the first change
+  local patch record link target
   mkdir -p "$APPLIED"
-  for record in "$APPLIED"/*.patch; do   # patches this version changed or no longer has
+  for record in "$APPLIED"/*.patch; do
     [ -f "$record" ] || continue
-    if ! cmp -s "$record" "$PATCHES/$(basename "$record")"; then revert_patch "$record"; rm "$record"; fi
+    cmp -s "$record" "$PATCHES/$(basename "$record")" && continue
+    [ "$(patch_state "$record")" = applied ] || { explain_conflict "$record" applied; die "nothing was changed"; }
   done
   for patch in "$PATCHES"/*.patch; do
     record=$APPLIED/$(basename "$patch")
-    if ! git -C "$PYTRACKING_DIR" apply --check --reverse "$patch" 2>/dev/null; then
-      git -C "$PYTRACKING_DIR" apply --check "$patch" 2>/dev/null \
-        || die "$(basename "$patch") does not apply to $PYTRACKING_DIR (is it at commit $PYTRACKING_COMMIT?)"
-      git -C "$PYTRACKING_DIR" apply "$patch"
+    case "$(patch_state "$patch")" in
+      applied|absent) ;;
+      conflict)
+        if [ -f "$record" ]; then explain_conflict "$patch" applied; die "nothing was changed"; fi
+        die "$(basename "$patch") does not apply to $PYTRACKING_DIR (is it at commit $PYTRACKING_COMMIT? it is at $(git -C "$PYTRACKING_DIR" rev-parse HEAD))" ;;
+    esac
+  done
+  while read -r link target; do
+    link=$PYTRACKING_DIR/$link; target=$PROJECT_ROOT/$target
+    [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ] && continue
+    { [ -e "$link" ] || [ -L "$link" ]; } && die "$link exists and is not the plugin's link; move it away first"
+  done < <(footprint link)
+  return 0
+}
+
+# ----------------------------------------------------------------------------------------------------- changes
+apply_patches() {
+  local patch record
+  for record in "$APPLIED"/*.patch; do   # patches this version of the plugin changed or no longer has
+    [ -f "$record" ] || continue
+    cmp -s "$record" "$PATCHES/$(basename "$record")" && continue
+    cp "$record" "$STATE/$(basename "$record").undo"
+    git -C "$PYTRACKING_DIR" apply --reverse "$record"; journal "unpatch:$STATE/$(basename "$record").undo"
+    rm "$record"
+    say "reverted the previous $(basename "$record")"
+  done
+  for patch in "$PATCHES"/*.patch; do
+    record=$APPLIED/$(basename "$patch")
+    if [ "$(patch_state "$patch")" = absent ]; then
+      git -C "$PYTRACKING_DIR" apply "$patch"; journal "patch:$patch"
       say "patched pytracking: $(basename "$patch")"
     fi
     cmp -s "$patch" "$record" || cp "$patch" "$record"
   done
 }
 
-revert_patches() {
-  local records=() patches=("$PATCHES"/*.patch) i
-  [ -d "$APPLIED" ] && records=("$APPLIED"/*.patch)
-  for ((i = ${#records[@]} - 1; i >= 0; i--)); do
-    [ -f "${records[i]}" ] || continue
-    revert_patch "${records[i]}"; rm "${records[i]}"
-  done
-  for ((i = ${#patches[@]} - 1; i >= 0; i--)); do revert_patch "${patches[i]}"; done   # applied, not recorded
-}
-
 make_links() {
-  local entry link target
-  for entry in "${LINKS[@]}"; do
-    link=$PYTRACKING_DIR/${entry%%:*}; target=$PROJECT_ROOT/${entry#*:}
-    if [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ]; then continue; fi
-    [ -e "$link" ] || [ -L "$link" ] && die "$link exists and is not the plugin's link; move it away first"
-    ln -s "$target" "$link"
+  local link target
+  while read -r link target; do
+    link=$PYTRACKING_DIR/$link; target=$PROJECT_ROOT/$target
+    [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ] && continue
+    ln -s "$target" "$link"; journal "file:$link"
     say "linked $link -> $target"
-  done
-}
-
-remove_links() {
-  local entry link target
-  for entry in "${LINKS[@]}"; do
-    link=$PYTRACKING_DIR/${entry%%:*}; target=$PROJECT_ROOT/${entry#*:}
-    if [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ]; then rm "$link"; say "removed $link"; fi
-  done
+  done < <(footprint link)
 }
 
 write_local_files() {
-  local entry file template
+  local file template
   mkdir -p "$STATE" "$WORKSPACE"/{networks,pretrained_networks,tracking_results,result_plots,tensorboard}
-  for entry in "${LOCAL_FILES[@]}"; do
-    file=$PYTRACKING_DIR/${entry%%:*}; template=$TEMPLATES/${entry#*:}
+  while read -r file template; do
+    file=$PYTRACKING_DIR/$file; template=$TEMPLATES/$template
     [ -e "$file" ] && continue
-    sed "s|@WORKSPACE@|$WORKSPACE|g" "$template" > "$file"
+    sed "s|@WORKSPACE@|$WORKSPACE|g" "$template" > "$file"; journal "file:$file"
     sha "$file" > "$STATE/$(basename "$template").sha256"
     say "wrote $file (edit it to set dataset paths)"
-  done
+  done < <(footprint local)
 }
 
-remove_unedited_local_files() {
-  local entry file record
-  for entry in "${LOCAL_FILES[@]}"; do
-    file=$PYTRACKING_DIR/${entry%%:*}; record=$STATE/$(basename "${entry#*:}").sha256
-    if [ -f "$file" ] && [ -f "$record" ] && [ "$(sha "$file")" = "$(cat "$record")" ]; then
-      rm "$file"; say "removed $file (unedited since install)"
-    elif [ -f "$record" ]; then
-      say "kept $file: you edited it"
-    fi
-    rm -f "$record"
-  done
-}
-
-write_pth() {
-  local pth content
-  pth=$(site_packages)/pytracking_plugins.pth
-  content=$(printf '%s\n%s\n%s\n' "$PROJECT_ROOT" "$PYTRACKING_DIR" "import ltr_plugins.import_hooks")
-  if [ -f "$pth" ] && [ "$(cat "$pth")" = "$content" ]; then return; fi
-  printf '%s\n' "$content" > "$pth"
+write_pth() {  # puts pytracking on the environment's path (the plugin itself is an editable install)
+  local pth; pth=$(site_packages "$ENV_PYTHON")/$PTH_NAME
+  if [ -f "$pth" ] && [ "$(cat "$pth")" = "$(printf '%s\n%s' "$PYTRACKING_DIR" "import ltr_plugins.import_hooks")" ]; then return; fi
+  if [ -f "$pth" ]; then cp "$pth" "$pth.before-install"; journal "restore:$pth"; else journal "file:$pth"; fi
+  printf '%s\n%s\n' "$PYTRACKING_DIR" "import ltr_plugins.import_hooks" > "$pth"
   say "wrote $pth"
 }
 
 check_install() {
-  (cd "$PROJECT_ROOT" && "$VENV/bin/python" -W ignore::FutureWarning \
-     -c 'import ltr.models.tracking.dimpnet, pytracking.evaluation') \
-    || die "the installed pytracking does not import; see the error above"
+  (cd / && "$ENV_PYTHON" -W ignore::FutureWarning \
+     -c 'import ltr.models.tracking.dimpnet, pytracking.evaluation, ltr_plugins, pytracking_plugins') \
+    || die "the installed plugin does not import; see the error above"
+}
+
+# ------------------------------------------------------------------------------------------------- uninstall
+uninstall() {
+  local records=() i link target file template recorded_sha env_python
+  PYTRACKING_DIR=${PYTRACKING_DIR:-$(recorded pytracking_dir)}
+  env_python=$(recorded env_python)
+  if [ -z "$PYTRACKING_DIR" ] && [ -z "$env_python" ]; then say "nothing to uninstall"; exit 0; fi
+  if [ -n "$PYTRACKING_DIR" ]; then
+    [ -d "$PYTRACKING_DIR" ] || die "$PYTRACKING_DIR (from $STATE/pytracking_dir) does not exist"
+    PYTRACKING_DIR=$(cd "$PYTRACKING_DIR" && pwd)
+    [ -d "$APPLIED" ] && records=("$APPLIED"/*.patch)
+    # Check every patch first: either all of them are reverted, or none is.
+    local blocked=0
+    for ((i = ${#records[@]} - 1; i >= 0; i--)); do
+      [ -f "${records[i]}" ] || continue
+      case "$(patch_state "${records[i]}")" in
+        applied|absent) ;;
+        conflict) explain_conflict "${records[i]}" applied; blocked=1 ;;
+      esac
+    done
+    [ "$blocked" = 0 ] || { printf '[install] error: nothing was uninstalled\n' >&2; exit 1; }
+    for ((i = ${#records[@]} - 1; i >= 0; i--)); do
+      [ -f "${records[i]}" ] || continue
+      if [ "$(patch_state "${records[i]}")" = applied ]; then
+        git -C "$PYTRACKING_DIR" apply --reverse "${records[i]}"
+        say "reverted $(basename "${records[i]}")"
+      fi
+      rm "${records[i]}"
+    done
+    while read -r link target; do
+      link=$PYTRACKING_DIR/$link; target=$PROJECT_ROOT/$target
+      if [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ]; then rm "$link"; say "removed $link"; fi
+    done < <(footprint link)
+    while read -r file template; do
+      file=$PYTRACKING_DIR/$file; recorded_sha=$STATE/$template.sha256
+      if [ -f "$file" ] && [ -f "$recorded_sha" ] && [ "$(sha "$file")" = "$(cat "$recorded_sha")" ]; then
+        rm "$file"; say "removed $file (unedited since install)"
+      elif [ -f "$recorded_sha" ]; then
+        say "kept $file: you edited it"
+      fi
+      rm -f "$recorded_sha"
+    done < <(footprint local)
+  fi
+  if [ -n "$env_python" ] && [ -x "$env_python" ]; then
+    rm -f "$(site_packages "$env_python")/$PTH_NAME"
+    "$env_python" -m pip uninstall --quiet --yes "$DISTRIBUTION" >/dev/null 2>&1 || true
+    say "removed the plugin from the environment of $env_python"
+  fi
+  rm -f "$STATE/pytracking_dir" "$STATE/env_python" "$STATE/packages"
+  say "uninstalled${PYTRACKING_DIR:+ from $PYTRACKING_DIR} (.venv, workspace/ and external/ are left in place)"
 }
 
 # ---------------------------------------------------------------------------------------------------------- main
-if [ "$MODE" = uninstall ]; then
-  [ -n "$PYTRACKING_DIR" ] || PYTRACKING_DIR=$(remembered_pytracking)
-  [ -n "$PYTRACKING_DIR" ] || { say "nothing to uninstall"; exit 0; }
-  [ -d "$PYTRACKING_DIR" ] || die "$PYTRACKING_DIR (from $STATE/pytracking_dir) does not exist"
-  PYTRACKING_DIR=$(cd "$PYTRACKING_DIR" && pwd)
-  revert_patches
-  remove_links
-  remove_unedited_local_files
-  [ -x "$VENV/bin/python" ] && rm -f "$(site_packages)/pytracking_plugins.pth"
-  rm -f "$STATE/pytracking_dir"
-  say "uninstalled from $PYTRACKING_DIR (.venv, workspace/ and external/ are left in place)"
-  exit 0
-fi
+if [ "$MODE" = uninstall ]; then uninstall; exit 0; fi
 
 command -v git >/dev/null 2>&1 || die "git is needed"
+trap rollback EXIT
 obtain_pytracking
-make_venv
+choose_environment
+preflight_install
+# Recorded before the first change, so that --uninstall finds whatever a run (even a failed one) changed.
+[ -n "$(recorded pytracking_dir)" ] || { record pytracking_dir "$PYTRACKING_DIR"; journal "state:pytracking_dir"; }
+[ -n "$(recorded env_python)" ] || { record env_python "$ENV_PYTHON"; journal "state:env_python"; }
+install_packages
 install_turbojpeg
 apply_patches
 make_links
 write_local_files
 write_pth
-mkdir -p "$STATE"
-printf '%s\n' "$PYTRACKING_DIR" > "$STATE/pytracking_dir"
 check_install
-say "ready: pytracking at $PYTRACKING_DIR, Python at $VENV/bin/python"
+rm -f "$STATE"/*.undo "$(site_packages "$ENV_PYTHON")/$PTH_NAME.before-install"
+trap - EXIT
+say "ready: pytracking at $PYTRACKING_DIR, Python at $ENV_PYTHON"

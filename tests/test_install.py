@@ -1,69 +1,199 @@
-"""The install contract: a second install changes nothing; uninstall restores pytracking exactly; reinstall works.
+"""The install contract, on a private copy: the project's files, a pytracking clone at the pinned commit and a second
+Python environment of its own, so the live installation the suite runs in is never touched.
 
-Runs against the installation the test command just made (the suite's first file, so a failure here is seen before
-anything that depends on the installation).
+The second environment stands for a user's own (conda or venv) environment: a new venv that sees the live
+environment's packages through a path entry, so no package is downloaded again. ``install.sh --env`` installs the
+plugin into it; pytracking's own scripts then run with that environment's Python.
 """
 import hashlib
 import os
+import shutil
 import subprocess
+import sys
+import sysconfig
+
+import pytest
 
 from conftest import PROJECT_ROOT, pytracking_root
 
-INSTALL = os.path.join(PROJECT_ROOT, 'install.sh')
+PINNED_COMMIT = [line.split()[1] for line in open(os.path.join(PROJECT_ROOT, 'settings', 'footprint.txt'))
+                 if line.startswith('commit ')][0]
+EDITED_FILE = 'pytracking/evaluation/running.py'
+PATCHED_LINE = "np.savetxt(file, tracked_bb, delimiter='\\t', fmt='%.2f')"
+EDITED_LINE = "np.savetxt(file, tracked_bb, delimiter='\\t', fmt='%.3f')"
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(['git', '-C', pytracking_root(), *args], check=True, text=True,
-                          stdout=subprocess.PIPE).stdout
+class Installation:
+    """A copy of the project installed into a separate environment and pytracking checkout."""
+
+    def __init__(self, root: str):
+        self.project = os.path.join(root, 'project')
+        self.pytracking = os.path.join(root, 'pytracking')
+        self.env = os.path.join(root, 'env')
+        self.python = os.path.join(self.env, 'bin', 'python')
+        files = subprocess.run(['git', '-C', PROJECT_ROOT, 'ls-files', '-z', '--cached', '--others',
+                                '--exclude-standard'], check=True, stdout=subprocess.PIPE).stdout
+        for name in filter(None, files.decode().split('\0')):
+            source = os.path.join(PROJECT_ROOT, name)
+            if os.path.isfile(source):
+                os.makedirs(os.path.dirname(os.path.join(self.project, name)), exist_ok=True)
+                shutil.copy2(source, os.path.join(self.project, name))
+        subprocess.run(['git', 'clone', '--quiet', '--no-checkout', pytracking_root(), self.pytracking], check=True)
+        self.git('checkout', '--quiet', PINNED_COMMIT)
+        subprocess.run([sys._base_executable, '-m', 'venv', self.env], check=True)
+        site = subprocess.run([self.python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                              check=True, text=True, stdout=subprocess.PIPE).stdout.strip()
+        with open(os.path.join(site, 'live_stack.pth'), 'w') as f:
+            f.write(sysconfig.get_paths()['purelib'] + '\n')
+        self.site_packages = site
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(['git', '-C', self.pytracking, *args], check=True, text=True,
+                              stdout=subprocess.PIPE).stdout
+
+    def install(self, *args: str, expect: int = 0) -> str:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(('VIRTUAL_ENV', 'PYTHON'))}
+        result = subprocess.run(['bash', os.path.join(self.project, 'install.sh'), *args], cwd=self.project,
+                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+        assert result.returncode == expect, result.stdout
+        return result.stdout
+
+    def install_here(self, expect: int = 0) -> str:
+        return self.install('--env', self.python, '--pytracking', self.pytracking, expect=expect)
+
+    def run(self, *args: str, cwd: str = None, expect: int = 0) -> str:
+        result = subprocess.run([self.python, *args], cwd=cwd or '/', text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, timeout=900)
+        assert result.returncode == expect, result.stdout[-6000:]
+        return result.stdout
+
+    def doctor(self, expect: int) -> str:
+        return self.run('-m', 'pytracking_plugins.doctor', expect=expect)
+
+    def fingerprint(self) -> str:
+        """Tracked changes, untracked paths (links included) and the git-ignored local.py files."""
+        digest = hashlib.sha256()
+        digest.update(self.git('status', '--porcelain', '--untracked-files=all').encode())
+        digest.update(self.git('diff').encode())
+        for local in ('ltr/admin/local.py', 'pytracking/evaluation/local.py'):
+            path = os.path.join(self.pytracking, local)
+            digest.update(open(path, 'rb').read() if os.path.exists(path) else b'absent')
+        return digest.hexdigest()
+
+    def set_local(self, local: str, old: str, new: str) -> None:
+        path = os.path.join(self.pytracking, local)
+        text = open(path).read()
+        assert old in text, (path, old)
+        with open(path, 'w') as f:
+            f.write(text.replace(old, new))
 
 
-def _install(*args: str) -> str:
-    result = subprocess.run(['bash', INSTALL, *args], cwd=PROJECT_ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, timeout=900)
-    assert result.returncode == 0, result.stdout
-    return result.stdout
+@pytest.fixture(scope='module')
+def installation(tmp_path_factory) -> Installation:
+    installation = Installation(str(tmp_path_factory.mktemp('install')))
+    installation.install_here()
+    return installation
 
 
-def _tree_fingerprint() -> str:
-    """Tracked changes, untracked paths (links included) and the git-ignored local.py files of the checkout."""
-    digest = hashlib.sha256()
-    digest.update(_git('status', '--porcelain', '--untracked-files=all').encode())
-    digest.update(_git('diff').encode())
-    for local in ('ltr/admin/local.py', 'pytracking/evaluation/local.py'):
-        with open(os.path.join(pytracking_root(), local), 'rb') as f:
-            digest.update(f.read())
-    return digest.hexdigest()
+def test_installs_into_a_separate_environment_with_the_documented_footprint(installation):
+    assert {line[3:] for line in installation.git('status', '--porcelain').splitlines()} == {
+        'ltr/admin/loading.py', 'ltr/models/backbone/resnet.py', 'ltr/models/backbone/resnet_mrcnn.py',
+        'pytracking/analysis/plot_results.py', 'pytracking/evaluation/datasets.py',
+        'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py',
+        'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
+    located = installation.run('-c', 'import ltr, pytracking_plugins; print(ltr.__file__); '
+                                     'print(pytracking_plugins.__file__)').split()
+    assert located == [os.path.join(installation.pytracking, 'ltr', '__init__.py'),
+                       os.path.join(installation.project, 'pytracking_plugins', '__init__.py')]
+    for command in ('latot-analysis', 'latot-stats', 'latot-synthetic', 'mkdnet-demo', 'mkdnet-export',
+                    'mkdnet-doctor'):
+        assert os.access(os.path.join(installation.env, 'bin', command), os.X_OK), command
 
 
-def _installed_footprint() -> set:
-    return {line[3:] for line in _git('status', '--porcelain').splitlines()}
-
-
-def test_second_install_changes_nothing():
-    before = _tree_fingerprint()
-    output = _install()
-    assert _tree_fingerprint() == before
-    # Nothing was cloned, installed, patched, linked or written again.
+def test_second_install_changes_nothing(installation):
+    before = installation.fingerprint()
+    output = installation.install_here()
+    assert installation.fingerprint() == before
     actions = ('cloning', 'creating', 'installing', 'patched', 'linked', 'wrote')
     assert not [line for line in output.splitlines() if line.startswith(tuple('[install] ' + a for a in actions))]
     assert '[install] ready:' in output
 
 
-def test_footprint_is_exactly_the_documented_one():
-    assert _installed_footprint() == {
-        'ltr/admin/loading.py', 'ltr/models/backbone/resnet.py', 'ltr/models/backbone/resnet_mrcnn.py',
-        'pytracking/analysis/plot_results.py', 'pytracking/evaluation/datasets.py',
-        'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py',
-        'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
+def test_doctor_reports_a_good_install_and_names_each_fault(installation):
+    report = installation.doctor(expect=0)
+    assert 'checkout {} at commit {}'.format(installation.pytracking, PINNED_COMMIT) in report
+    assert 'FAIL' not in report and 'The installation is complete' in report
+
+    link = os.path.join(installation.pytracking, 'pytracking', 'tracker', 'mkdnet')
+    os.remove(link)
+    report = installation.doctor(expect=1)
+    assert 'FAIL  link {} is missing'.format(link) in report
+    installation.install_here()
+
+    patch = os.path.join(installation.project, 'settings', 'pytracking_patches', '05-unused-tikzplotlib-import.patch')
+    installation.git('apply', '--reverse', patch)
+    report = installation.doctor(expect=1)
+    assert 'FAIL  patch 05-unused-tikzplotlib-import.patch is not applied' in report
+    installation.install_here()
+    installation.doctor(expect=0)
 
 
-def test_uninstall_restores_pytracking_and_reinstall_works():
+def test_an_edited_patched_line_stops_uninstall_and_install_naming_the_edit(installation):
+    path = os.path.join(installation.pytracking, EDITED_FILE)
+    original = open(path).read()
+    assert PATCHED_LINE in original
+    with open(path, 'w') as f:
+        f.write(original.replace(PATCHED_LINE, EDITED_LINE))
+    before = installation.fingerprint()
     try:
-        _install('--uninstall')
-        assert _git('status', '--porcelain', '--untracked-files=all') == ''
-        assert not os.path.exists(os.path.join(pytracking_root(), 'ltr/admin/local.py'))
+        for output in (installation.install('--uninstall', expect=1), installation.install_here(expect=1)):
+            assert installation.fingerprint() == before          # nothing reverted, applied or removed
+            assert 'the first hunk that no longer matches: {}:'.format(EDITED_FILE) in output
+            assert '-        ' + PATCHED_LINE in output and '+        ' + EDITED_LINE in output
+            assert '[install] uninstalled' not in output and '[install] ready' not in output
     finally:
-        _install()
-    assert os.path.islink(os.path.join(pytracking_root(), 'pytracking/tracker/mkdnet'))
-    subprocess.run([os.path.join(PROJECT_ROOT, '.venv/bin/python'), '-c', 'import ltr.models.tracking.dimpnet'],
-                   check=True, cwd='/')
+        with open(path, 'w') as f:
+            f.write(original)
+    installation.doctor(expect=0)
+
+
+def test_tracker_and_training_run_with_the_environments_python(installation, synthetic_latot):
+    workspace = os.path.join(installation.project, 'workspace')
+    installation.set_local('pytracking/evaluation/local.py', "settings.latot_path = ''",
+                           "settings.latot_path = {!r}".format(synthetic_latot.root))
+    installation.run('-c', 'import sys, torch; from ltr_plugins.models.super_dimp import build_super_dimp, '
+                           'save_tracking_network; torch.manual_seed(0); '
+                           'save_tracking_network(build_super_dimp(backbone_pretrained=False), sys.argv[1])',
+                     os.path.join(workspace, 'networks', 'mkdnet.pth.tar'))
+    scripts = os.path.join(installation.pytracking, 'pytracking')
+    installation.run('run_tracker.py', 'mkdnet', 'mkdnet', '--dataset_name', 'latot_test', '--sequence',
+                     synthetic_latot.tracked_sequence, cwd=scripts)
+    boxes = os.path.join(workspace, 'tracking_results', 'mkdnet', 'mkdnet', synthetic_latot.tracked_sequence + '.txt')
+    assert len(open(boxes).read().splitlines()) == synthetic_latot.tracked_frames
+
+    installation.run('run_training.py', 'mkdnet', 'smoke', cwd=os.path.join(installation.pytracking, 'ltr'))
+    checkpoints = os.listdir(os.path.join(workspace, 'checkpoints', 'ltr', 'mkdnet', 'smoke'))
+    assert sorted(checkpoints) == ['MKDNetStudent_ep0001.pth.tar', 'MKDNetStudent_ep0002.pth.tar']
+    installation.set_local('pytracking/evaluation/local.py', "settings.latot_path = {!r}".format(
+        synthetic_latot.root), "settings.latot_path = ''")
+
+
+def test_a_failed_install_undoes_its_changes_and_uninstall_restores_pytracking(installation):
+    installation.install('--uninstall')
+    assert installation.git('status', '--porcelain', '--untracked-files=all') == ''
+    assert not os.path.exists(os.path.join(installation.site_packages, 'pytracking_plugins.pth'))
+    installation.run('-c', 'import pytracking_plugins', expect=1)
+
+    package = os.path.join(installation.project, 'pytracking_plugins', '__init__.py')
+    original = open(package).read()
+    with open(package, 'a') as f:
+        f.write('\nraise ImportError("broken on purpose")\n')
+    try:
+        output = installation.install_here(expect=1)
+    finally:
+        with open(package, 'w') as f:
+            f.write(original)
+    assert 'broken on purpose' in output and 'undoing' in output
+    assert installation.git('status', '--porcelain', '--untracked-files=all') == ''
+    assert not os.path.exists(os.path.join(installation.site_packages, 'pytracking_plugins.pth'))
+    assert '[install] nothing to uninstall' in installation.install('--uninstall')

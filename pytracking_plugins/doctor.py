@@ -1,0 +1,280 @@
+"""Checks an installation of the plugin and says how to fix what is wrong: ``mkdnet-doctor`` (or
+``python -m pytracking_plugins.doctor``).
+
+It reports the pytracking checkout and commit, the plugin's footprint in it (links and patches), the torch build and
+its CUDA, the PrRoIPool backend on CPU and GPU, JPEG decoding, the ``local.py`` paths and the network files. Each
+problem comes with the line that fixes it. The exit status is 1 when the installation is broken (something tracking
+or training needs is missing), 0 otherwise; warnings (an unset dataset path, no GPU) do not change it.
+"""
+import argparse
+import warnings
+import ctypes.util
+import importlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FOOTPRINT_FILE = os.path.join(PROJECT_ROOT, 'settings', 'footprint.txt')
+PATCH_FOLDER = os.path.join(PROJECT_ROOT, 'settings', 'pytracking_patches')
+DISTRIBUTION = 'pytracking-mkdnet'
+NETWORK_FILES = ('super_dimp.pth.tar', 'mkdnet.pth.tar', 'mkdnet_release.pth.tar')
+REINSTALL = './install.sh (in {})'.format(PROJECT_ROOT)
+
+
+@dataclass
+class Report:
+    """Lines of the report, grouped in sections; ``failures`` counts the problems that break the installation."""
+    lines: List[str] = field(default_factory=list)
+    failures: int = 0
+    warnings: int = 0
+
+    def section(self, title: str) -> None:
+        self.lines.append('')
+        self.lines.append(title)
+
+    def ok(self, text: str) -> None:
+        self.lines.append('  ok    ' + text)
+
+    def info(self, text: str) -> None:
+        self.lines.append('        ' + text)
+
+    def warn(self, text: str, fix: Optional[str] = None) -> None:
+        self.warnings += 1
+        self.lines.append('  warn  ' + text + ('\n        fix: ' + fix if fix else ''))
+
+    def fail(self, text: str, fix: str) -> None:
+        self.failures += 1
+        self.lines.append('  FAIL  ' + text + '\n        fix: ' + fix)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """settings/footprint.txt: the pinned commit, the links and the local.py files install.sh makes."""
+    commit: str
+    links: Tuple[Tuple[str, str], ...]
+    local_files: Tuple[Tuple[str, str], ...]
+
+    @classmethod
+    def read(cls, path: str = FOOTPRINT_FILE) -> 'Footprint':
+        commit, links, local_files = '', [], []
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                words = line.split()
+                if not words or words[0].startswith('#'):
+                    continue
+                kind, args = words[0], words[1:]
+                if kind == 'commit' and len(args) == 1:
+                    commit = args[0]
+                elif kind == 'link' and len(args) == 2:
+                    links.append((args[0], args[1]))
+                elif kind == 'local' and len(args) == 2:
+                    local_files.append((args[0], args[1]))
+                else:
+                    raise ValueError('{}:{}: expected "commit SHA", "link PATH TARGET" or "local PATH TEMPLATE", '
+                                     'got {!r}'.format(path, number, line.rstrip('\n')))
+        return cls(commit, tuple(links), tuple(local_files))
+
+
+def _git(checkout: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(['git', '-C', checkout, *args], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def patch_state(checkout: str, patch: str) -> str:
+    """'applied', 'absent' or 'conflict' (the patched lines were edited), as install.sh decides it."""
+    if _git(checkout, 'apply', '--check', '--reverse', patch).returncode == 0:
+        return 'applied'
+    if _git(checkout, 'apply', '--check', patch).returncode == 0:
+        return 'absent'
+    return 'conflict'
+
+
+def check_plugin(report: Report) -> None:
+    report.section('Plugin')
+    report.info('Python {} at {}'.format(sys.version.split()[0], sys.executable))
+    report.info('project {}'.format(PROJECT_ROOT))
+    try:
+        report.ok('{} {} installed in this environment'.format(DISTRIBUTION, importlib.metadata.version(DISTRIBUTION)))
+    except importlib.metadata.PackageNotFoundError:
+        report.fail('{} is not installed in this environment ({})'.format(DISTRIBUTION, sys.prefix),
+                    '{}, or ./install.sh --env {} for this environment'.format(REINSTALL, sys.executable))
+
+
+def check_pytracking(report: Report, footprint: Footprint) -> Optional[str]:
+    """The footprint in the pytracking checkout this environment imports; returns the checkout (None if absent)."""
+    report.section('pytracking')
+    try:
+        import ltr
+        import pytracking  # noqa: F401 (imported to check it imports)
+    except Exception as exc:
+        report.fail('pytracking does not import: {!r}'.format(exc), REINSTALL)
+        return None
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(ltr.__file__)))
+    head = _git(checkout, 'rev-parse', 'HEAD')
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    report.info('checkout {} at commit {}'.format(checkout, commit or '(not a git checkout)'))
+    if commit == footprint.commit:
+        report.ok('the commit the plugin is made for')
+    else:
+        report.warn('the plugin is made for commit {}; patches may not fit'.format(footprint.commit),
+                    'git -C {} checkout {} (or reinstall into a checkout at that commit)'.format(
+                        checkout, footprint.commit))
+    for link, target in footprint.links:
+        path, expected = os.path.join(checkout, link), os.path.join(PROJECT_ROOT, target)
+        if os.path.islink(path) and os.path.realpath(path) == os.path.realpath(expected):
+            report.ok('link {} -> {}'.format(link, target))
+        else:
+            what = 'is not the plugin\'s link' if os.path.lexists(path) else 'is missing'
+            report.fail('link {} {}'.format(path, what), REINSTALL)
+    for name in sorted(os.listdir(PATCH_FOLDER)):
+        if not name.endswith('.patch'):
+            continue
+        state = patch_state(checkout, os.path.join(PATCH_FOLDER, name))
+        if state == 'applied':
+            report.ok('patch {}'.format(name))
+        elif state == 'absent':
+            report.fail('patch {} is not applied'.format(name), REINSTALL)
+        else:
+            report.fail('patch {}: the lines it changes were edited in {}'.format(name, checkout),
+                        '{} names the file and line and shows the edit'.format(REINSTALL))
+    for local, template in footprint.local_files:
+        path = os.path.join(checkout, local)
+        if os.path.isfile(path):
+            report.ok('{} exists'.format(local))
+        else:
+            report.fail('{} is missing'.format(path), '{} writes it from settings/local_templates/{}'.format(
+                REINSTALL, template))
+    for module in ('pytracking.tracker.mkdnet', 'pytracking.parameter.mkdnet.mkdnet', 'ltr.models.tracking.dimpnet'):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            report.fail('{} does not import: {!r}'.format(module, exc), REINSTALL)
+    return checkout
+
+
+def check_torch(report: Report) -> None:
+    report.section('PyTorch')
+    import torch
+    report.info('torch {} (CUDA build: {}), torchvision {}'.format(
+        torch.__version__, torch.version.cuda or 'none', importlib.metadata.version('torchvision')))
+    if torch.cuda.is_available():
+        names = ', '.join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        report.ok('CUDA usable: {}'.format(names))
+    elif torch.version.cuda:
+        report.warn('no usable GPU: trackers and training run on the CPU')
+    else:
+        report.warn('a CPU-only torch build: trackers and training run on the CPU')
+
+    from ltr_plugins import prroi_pool
+    features, rois = torch.ones(1, 1, 4, 4), torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]])
+    try:
+        value = prroi_pool.prroi_pool2d(features, rois, 1, 1, 1.0, backend='torch')
+        assert abs(float(value) - 1.0) < 1e-6, value
+        report.ok('PrRoIPool on the CPU: the plugin\'s pure-PyTorch op')
+    except Exception as exc:
+        report.fail('PrRoIPool on the CPU fails: {!r}'.format(exc), REINSTALL)
+    if torch.cuda.is_available():
+        cuda_fn = prroi_pool._load_cuda_prroi_pool2d()
+        if cuda_fn is not None:
+            report.ok('PrRoIPool on the GPU: the CUDA extension of pytracking\'s PreciseRoIPooling submodule')
+        else:
+            report.ok('PrRoIPool on the GPU: the plugin\'s pure-PyTorch op ({})'.format(
+                prroi_pool._cuda_state['reason']))
+
+
+def check_jpeg(report: Report) -> None:
+    report.section('Images')
+    library = ctypes.util.find_library('turbojpeg')
+    if library:
+        report.ok('libturbojpeg found ({}): pytracking decodes JPEGs with jpeg4py'.format(library))
+    else:
+        report.warn('libturbojpeg not found: pytracking decodes JPEGs with OpenCV (slower)',
+                    'sudo apt-get install libturbojpeg0 (or conda install -c conda-forge libjpeg-turbo)')
+
+
+def _check_folder(report: Report, name: str, path: str, needed_for: str) -> None:
+    if not path:
+        report.info('{} not set ({})'.format(name, needed_for))
+    elif os.path.isdir(path):
+        report.ok('{} = {}'.format(name, path))
+    else:
+        report.warn('{} = {} does not exist ({})'.format(name, path, needed_for),
+                    'create it, or correct {} in the local.py file above'.format(name))
+
+
+def check_local_settings(report: Report, checkout: Optional[str]) -> List[str]:
+    """The paths of both local.py files; returns the folders where network files are looked up."""
+    folders: List[str] = []
+    report.section('Paths (ltr/admin/local.py)')
+    try:
+        from ltr.admin.environment import env_settings as ltr_env_settings
+        env = ltr_env_settings()
+    except Exception as exc:
+        report.fail('ltr/admin/local.py cannot be read: {!r}'.format(exc),
+                    'correct {} or remove it and run {}'.format(
+                        os.path.join(checkout or '<pytracking>', 'ltr/admin/local.py'), REINSTALL))
+    else:
+        for name, use in (('workspace_dir', 'checkpoints'), ('tensorboard_dir', 'training logs'),
+                          ('pretrained_networks', 'the teacher super_dimp.pth.tar'),
+                          ('lasot_dir', 'training mkdnet'), ('got10k_dir', 'training mkdnet'),
+                          ('trackingnet_dir', 'training mkdnet'), ('latot_dir', 'training on LaTOT')):
+            _check_folder(report, name, getattr(env, name, ''), use)
+        folders.append(getattr(env, 'pretrained_networks', ''))
+    report.section('Paths (pytracking/evaluation/local.py)')
+    try:
+        from pytracking.evaluation.environment import env_settings as pytracking_env_settings
+        env = pytracking_env_settings()
+    except Exception as exc:
+        report.fail('pytracking/evaluation/local.py cannot be read: {!r}'.format(exc),
+                    'correct {} or remove it and run {}'.format(
+                        os.path.join(checkout or '<pytracking>', 'pytracking/evaluation/local.py'), REINSTALL))
+    else:
+        for name, use in (('network_path', 'tracking networks'), ('results_path', 'tracking results'),
+                          ('result_plot_path', 'reports and plots'), ('latot_path', 'the latot datasets')):
+            _check_folder(report, name, getattr(env, name, ''), use)
+        network_path = getattr(env, 'network_path', '')
+        folders[:0] = network_path if isinstance(network_path, (list, tuple)) else [network_path]
+    return [folder for folder in folders if folder]
+
+
+def check_networks(report: Report, folders: Sequence[str]) -> None:
+    report.section('Network files')
+    for name in NETWORK_FILES:
+        found = [os.path.join(folder, name) for folder in folders if os.path.isfile(os.path.join(folder, name))]
+        if found:
+            report.ok('{}: {}'.format(name, found[0]))
+        else:
+            report.info('{}: not present (looked in {})'.format(name, ', '.join(folders) or 'no folder'))
+
+
+def diagnose() -> Report:
+    report = Report()
+    check_plugin(report)
+    checkout = check_pytracking(report, Footprint.read())
+    check_torch(report)
+    check_jpeg(report)
+    folders = check_local_settings(report, checkout)
+    check_networks(report, folders)
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='mkdnet-doctor', description=__doc__.split('\n\n')[0])
+    parser.parse_args(argv)
+    warnings.simplefilter('ignore', FutureWarning)   # deprecations in pytracking's imports are not the user's problem
+    report = diagnose()
+    print('\n'.join(report.lines).lstrip('\n'))
+    print('')
+    if report.failures:
+        print('{} problem(s) break the installation; fix them as shown above.'.format(report.failures))
+        return 1
+    print('The installation is complete{}.'.format(
+        ' ({} warning(s) above)'.format(report.warnings) if report.warnings else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
