@@ -55,6 +55,8 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from pytracking_plugins.common.boxes import box_present
+
 PR_THRESHOLD = 5.0
 # Exact decimal thresholds (k / 100 rather than an accumulated arange step).
 PRECISION_THRESHOLDS = np.arange(51, dtype=np.float64)                 # px: the precision plot's x axis
@@ -79,9 +81,10 @@ class Scores(NamedTuple):
 
 
 def valid_ground_truth(gt: np.ndarray, visible: Optional[np.ndarray] = None) -> np.ndarray:
-    """pytracking's rule: all of x, y, w, h > 0 (and finite), and the target visible when visibility is given."""
+    """pytracking's rule: a present box (finite, positive size) whose x and y are > 0 too, and the target visible
+    when visibility is given."""
     with np.errstate(invalid='ignore'):
-        valid = np.all(gt > 0.0, axis=1) & np.all(np.isfinite(gt), axis=1)
+        valid = box_present(gt) & (gt[:, 0] > 0.0) & (gt[:, 1] > 0.0)
     if visible is not None:
         valid &= np.asarray(visible, dtype=bool)
     return valid
