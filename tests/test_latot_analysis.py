@@ -448,7 +448,8 @@ def test_missing_results_are_listed_unless_skipped(env, tmp_path):
     (lambda lines: lines[:2] + ['1,2,3,4,5'] + lines[3:], '{path}, line 3: expected four numbers x,y,w,h'),
     (lambda lines: lines[:4] + ['nan,nan,nan,nan'] + lines[5:], r'{path}, line 5: invalid box nan,nan,nan,nan'),
     (lambda lines: [''] + lines[:3] + ['1,2,-3,4'] + lines[4:], r'{path}, line 5: invalid box 1,2,-3,4'),
-    (lambda lines: ['187.92,210.26,0,4.41'] + lines[1:], r'{path}, line 1: invalid first-frame box 187.92,210.26,0,4.41'),
+    (lambda lines: ['187.92,210.26,0,4.41'] + lines[1:],
+     r'{path}, line 1: invalid first-frame box 187.92,210.26,0,4.41'),
     (lambda lines: ['', '0,0,0,0'] + lines[1:], r'{path}, line 2: invalid first-frame box 0,0,0,0'),
 ])
 def test_bad_result_files_name_file_and_line(env, tmp_path, change, message):

@@ -1,7 +1,6 @@
 """Dataset statistics: Table I's columns and the tiny-object criterion, by hand and through the command."""
 import json
 import os
-import sys
 
 import numpy as np
 import pytest

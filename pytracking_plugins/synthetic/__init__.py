@@ -38,10 +38,10 @@ Reproducibility
 ---------------
 Everything comes from one integer seed through numpy's ``SeedSequence``: separate, named child streams
 (:mod:`.streams`) drive sizes, motion, camera, lighting, occluders, and so on, so switching one effect on or off
-leaves the others as they were (the background of a sequence does not change when LI is switched on).  The same seed and arguments give
-byte-identical annotation files and identical JPEG bytes (``cv2.imencode`` with a fixed quality).  In a dataset,
-sequence k gets its own derived seed (``SeedSequence(seed, spawn_key=(k, ...))``), so it is the same whatever the
-number of sequences written.
+leaves the others as they were (the background of a sequence does not change when LI is switched on).  The same
+seed and arguments give byte-identical annotation files and identical JPEG bytes (``cv2.imencode`` with a fixed
+quality).  In a dataset, sequence k gets its own derived seed (``SeedSequence(seed, spawn_key=(k, ...))``), so it
+is the same whatever the number of sequences written.
 
 The parts: :mod:`.spec` (what a sequence contains), :mod:`.streams` (the named random streams),
 :mod:`.motion` (sizes, camera, path, leaving the view, distractors), :mod:`.plan` (events, occluders, blur,

@@ -23,7 +23,8 @@ def _parse_size(text: str) -> Size:
         raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT such as 640x360, got {text!r}')
     w, h = int(m.group(1)), int(m.group(2))
     if not MIN_IMAGE_SIDE <= min(w, h) <= max(w, h) <= MAX_IMAGE_SIDE:
-        raise argparse.ArgumentTypeError(f'width and height must be in {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE}, got {text!r}')
+        raise argparse.ArgumentTypeError(
+            f'width and height must be in {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE}, got {text!r}')
     return w, h
 
 
