@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import zipfile
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -123,5 +123,3 @@ class CurveCache:
                 np.savez(f, **arrays)
         return self.path
 
-    def keys(self) -> Iterable[str]:
-        return self.entries.keys()

@@ -15,6 +15,17 @@ NOISE_PAD = 32
 REFERENCE_AREA = 640.0 * 360.0
 #: At most this many samples along a motion-blurred target's exposure path.
 MAX_BLUR_SAMPLES = 24
+#: OpenCV draws at sub-pixel positions given in 1/16 px (its ``shift`` argument).
+SUBPIXEL_BITS = 4
+SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS
+#: Clutter shapes (lines, blobs, blocks, polygons) per reference view, scaled by the scene's clutter density.
+CLUTTER_SHAPES = (80, 219)
+#: Clutter is blended with the texture under it with these weights, so the texture shows through.
+CLUTTER_OPACITY, TEXTURE_OPACITY = 0.7, 0.3
+#: BC: target-like blobs per reference view.
+BC_BLOBS = (250, 449)
+#: A slight blur of the finished background (a camera's optics).
+BACKGROUND_BLUR_SIGMA = 0.8
 
 
 def _shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -102,7 +113,7 @@ def _make_background(plan: SequencePlan, rng: np.random.Generator) -> np.ndarray
     img = base.copy()
     area = tw * th / REFERENCE_AREA
     # Clutter: lines (wires, branches), blobs, blocks, polygons in scene-like colours.
-    shapes = int(rng.integers(80, 220) * plan.clutter * area)
+    shapes = int(rng.integers(CLUTTER_SHAPES[0], CLUTTER_SHAPES[1] + 1) * plan.clutter * area)
     for _ in range(shapes):
         colour = tuple(float(c) for c in np.clip(mean + rng.normal(0, 40) + rng.normal(0, 12, 3), 0, 255))
         kind = rng.random()
@@ -121,29 +132,31 @@ def _make_background(plan: SequencePlan, rng: np.random.Generator) -> np.ndarray
             pts = np.stack([px + rng.normal(0, 14, 5), py + rng.normal(0, 14, 5)], 1).astype(np.int32)
             cv2.fillPoly(img, [pts], colour, cv2.LINE_AA)
     # Half-transparent clutter keeps the texture showing through, like foliage, shadows and structures.
-    img = cv2.addWeighted(img, 0.7, base, 0.3, 0.0)
+    img = cv2.addWeighted(img, CLUTTER_OPACITY, base, TEXTURE_OPACITY, 0.0)
     if 'BC' in plan.spec.effects:
         # Target-like blobs everywhere (near the target included): same colours, same sizes, same shape family.
         tmin, tmax = plan.spec.target_size
         body = np.asarray(plan.target_color)
-        for _ in range(int(rng.integers(250, 450) * area)):
+        for _ in range(int(rng.integers(BC_BLOBS[0], BC_BLOBS[1] + 1) * area)):
             colour = tuple(float(c) for c in np.clip(body + rng.normal(0, 14, 3), 0, 255))
             ax = rng.uniform(0.3, 0.7) * rng.uniform(tmin, tmax)
             ay = ax * rng.uniform(0.5, 1.5)
-            centre = (int(rng.uniform(0, tw) * 16), int(rng.uniform(0, th) * 16))  # shift=4: sub-pixel
-            cv2.ellipse(img, centre, (max(1, int(ax * 16)), max(1, int(ay * 16))), rng.uniform(0, 180), 0, 360,
-                        colour, -1, cv2.LINE_AA, 4)
-    return cv2.GaussianBlur(img, (0, 0), 0.8)
+            centre = (int(rng.uniform(0, tw) * SUBPIXEL_SCALE), int(rng.uniform(0, th) * SUBPIXEL_SCALE))
+            axes = (max(1, int(ax * SUBPIXEL_SCALE)), max(1, int(ay * SUBPIXEL_SCALE)))
+            cv2.ellipse(img, centre, axes, rng.uniform(0, 180), 0, 360, colour, -1, cv2.LINE_AA, SUBPIXEL_BITS)
+    return cv2.GaussianBlur(img, (0, 0), BACKGROUND_BLUR_SIGMA)
 
 
 def _line_kernel(vec: np.ndarray) -> np.ndarray:
+    """A normalised anti-aliased line along ``vec``: the kernel of a linear motion blur."""
     length = float(np.hypot(*vec))
     size = int(2 * math.ceil(length / 2) + 1)
     kernel = np.zeros((size, size), np.float32)
     c = size // 2
     dx, dy = vec / 2.0
-    cv2.line(kernel, (int(round((c - dx) * 16)), int(round((c - dy) * 16))),
-             (int(round((c + dx) * 16)), int(round((c + dy) * 16))), 1.0, 1, cv2.LINE_AA, 4)
+    cv2.line(kernel, (int(round((c - dx) * SUBPIXEL_SCALE)), int(round((c - dy) * SUBPIXEL_SCALE))),
+             (int(round((c + dx) * SUBPIXEL_SCALE)), int(round((c + dy) * SUBPIXEL_SCALE))), 1.0, 1, cv2.LINE_AA,
+             SUBPIXEL_BITS)
     total = kernel.sum()
     if total <= 0:
         kernel[c, c] = 1.0
