@@ -83,16 +83,15 @@ class CurveCache:
         self.used: List[str] = []
 
     @classmethod
-    def load(cls, path: str, verbose: bool = True) -> 'CurveCache':
+    def load(cls, path: str) -> 'CurveCache':
         """The cache at ``path``; empty when there is none, or (with a line on stderr) when it is not valid."""
         entries: Dict[str, metrics.Curves] = {}
         if os.path.exists(path):
             try:
                 entries = _read_entries(path)
             except InvalidCache as error:
-                if verbose:
-                    print('Ignoring the analysis cache {}: {}; every score is recomputed and the file '
-                          'rewritten'.format(path, error), file=sys.stderr)
+                print('Ignoring the analysis cache {}: {}; every score is recomputed and the file '
+                      'rewritten'.format(path, error), file=sys.stderr)
         return cls(path, entries)
 
     def get(self, key: str, num_sequences: int) -> Optional[metrics.Curves]:

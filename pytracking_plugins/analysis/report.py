@@ -228,6 +228,7 @@ def per_sequence_csv(evaluation: Evaluation) -> str:
 
 
 def write_json(evaluation: Evaluation, path: str) -> str:
+    """Every score as JSON at ``path`` (its folder must exist), written atomically; returns the path."""
     return write_text(path, json.dumps(evaluation.to_dict(), indent=1, allow_nan=False) + '\n')
 
 

@@ -36,16 +36,17 @@ def cache_path(output_dir: str) -> str:
     return os.path.join(output_dir, CACHE_FILE_NAME)
 
 
-def save_cache(cache: CurveCache, verbose: bool = True) -> bool:
-    """Saves the cache into its folder (created: it is the evaluation's own output folder); False if it failed."""
+def save_cache(cache: CurveCache) -> bool:
+    """Saves the cache into its folder (created: it is the evaluation's own output folder); False, with a line on
+    stderr, if that failed (the scores are not lost, only the cache)."""
+    folder = os.path.dirname(os.path.abspath(cache.path))
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(cache.path)), exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         cache.save()
         return True
     except OSError as error:
-        if verbose:
-            print('Could not write the analysis cache into {}: {}; the next run recomputes the scores'.format(
-                os.path.dirname(os.path.abspath(cache.path)), error.strerror or error), file=sys.stderr)
+        print('Could not write the analysis cache into {}: {}; the next run recomputes the scores'.format(
+            folder, error.strerror or error), file=sys.stderr)
         return False
 
 
@@ -165,13 +166,13 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
     own_cache = cache is None and use_cache
     if own_cache:
         folder = output_dir or default_output_dir(report_name or default_report_name(view.name))
-        cache = CurveCache.load(cache_path(folder), verbose=verbose)
+        cache = CurveCache.load(cache_path(folder))
     # Forcing recomputes this evaluation's entries but keeps the others.
     curves = {source.label: _evaluate_source(source, sequences, truth, cache if use_cache else None,
                                              reuse=not force_evaluation)
               for source in sources}
     if own_cache:
-        save_cache(cache, verbose=verbose)
+        save_cache(cache)
 
     tracker_infos = [s.describe() for s in sources]
     if merge_runs:
