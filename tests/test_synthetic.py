@@ -348,3 +348,15 @@ def test_command_bad_arguments(tmp_path, args, option):
 def test_command_help():
     r = _run('--help')
     assert r.returncode == 0 and '--names-from' in r.stdout and 'attributes.txt' in r.stdout
+
+
+def test_main_in_process(tmp_path, capsys):
+    """``main(argv)`` is the command's entry point (``python -m`` runs the same function)."""
+    assert S.main(['--root', str(tmp_path), '--sequences', '1', '--frames', '20', '--size', '160x120',
+                   '--no-images', '--seed', '3']) == 0
+    name, = (p.name for p in tmp_path.iterdir())
+    assert 'wrote 1 sequence (20 frames)' in capsys.readouterr().out
+    assert len((tmp_path / name / f'{name}.txt').read_text().splitlines()) == 20
+    assert S.main(['--root', str(tmp_path), '--sequences', '1', '--frames', '20', '--size', '160x120',
+                   '--no-images', '--seed', '3']) == 1                  # already there
+    assert 'already exist' in capsys.readouterr().err
