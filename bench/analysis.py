@@ -28,6 +28,7 @@ from pytracking.evaluation.data import Sequence  # noqa: E402
 
 from pytracking_plugins import latot_attributes, latot_data, synthetic  # noqa: E402
 from pytracking_plugins.analysis import scoring as latot_scoring  # noqa: E402
+from pytracking_plugins.analysis.cache import CACHE_FILE_NAME  # noqa: E402
 from pytracking_plugins.analysis import report  # noqa: E402
 from pytracking_plugins.analysis.results import folder_source, pytracking_sources  # noqa: E402
 
@@ -149,7 +150,7 @@ def main() -> int:
                    for s in pytracking_sources(name, 'default', results_path=layout['results_path'])]
         sources += [folder_source(folder) for folder in layout['external']]
         output_dir = os.path.join(work, 'report')
-        cache = os.path.join(output_dir, latot_scoring.CACHE_FILE_NAME)
+        cache = os.path.join(output_dir, CACHE_FILE_NAME)
         if os.path.exists(cache):
             os.remove(cache)
 

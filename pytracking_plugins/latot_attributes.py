@@ -30,16 +30,19 @@ Where flags come from, first match wins, per sequence:
      partly visible target are clipped to the image, so the clipped box sits exactly on the border. Without the
      image size only the frames without a box are looked at.
 
-   These are the definitions of :func:`pytracking_plugins.synthetic.measure_box_attributes` (the synthetic data's
-   generator applies them to its unclipped boxes; on annotations both give the same flags, which a test checks).
+   These functions are the definitions; the synthetic data's generator
+   (:func:`pytracking_plugins.synthetic.measure_box_attributes`) applies them to its unclipped boxes.
 
-   "Present" means finite with positive width and height; ``0,0,0,0`` (or ``nan``) is a frame without a box.
+   "Present" means finite with positive width and height (:func:`~pytracking_plugins.common.boxes.box_present`);
+   ``0,0,0,0`` (or ``nan``) is a frame without a box.
 """
 import os
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from pytracking_plugins.common.boxes import box_present
 
 # Table II order; also the column order of the per-sequence flag file.
 ATTRIBUTES: Tuple[str, ...] = ('SV', 'FM', 'OV', 'IV', 'CM', 'MB', 'BC', 'SO', 'PO', 'FO', 'AM', 'LI')
@@ -181,15 +184,14 @@ def read_attribute_table(path: str) -> Dict[str, Flags]:
     return table
 
 
-def _present(boxes: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid='ignore'):
-        return np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+def scale_variation(boxes: np.ndarray, frame_rate: int = FRAME_RATE, present: Optional[np.ndarray] = None) -> bool:
+    """SV: two present frames at most one second (``frame_rate`` frames) apart whose areas differ more than x2.
 
-
-def scale_variation(boxes: np.ndarray, frame_rate: int = FRAME_RATE) -> bool:
-    """SV: two present frames at most one second (``frame_rate`` frames) apart whose areas differ more than x2."""
+    ``present`` overrides which frames have a box (default: :func:`box_present`), for boxes that are the target's
+    full extent even where it is out of view (a generator's unclipped boxes).
+    """
     boxes = np.asarray(boxes, dtype=np.float64)
-    present = _present(boxes)
+    present = box_present(boxes) if present is None else np.asarray(present, dtype=bool)
     area = np.where(present, boxes[:, 2] * boxes[:, 3], 1.0)
     low, high = SV_RATIO_RANGE
     for gap in range(1, min(frame_rate, len(boxes) - 1) + 1):
@@ -199,12 +201,15 @@ def scale_variation(boxes: np.ndarray, frame_rate: int = FRAME_RATE) -> bool:
     return False
 
 
-def fast_motion(boxes: np.ndarray) -> bool:
-    """FM: two consecutive present frames whose centres move more than the largest side of either box."""
+def fast_motion(boxes: np.ndarray, present: Optional[np.ndarray] = None) -> bool:
+    """FM: two consecutive present frames whose centres move more than the largest side of either box.
+
+    ``present`` as in :func:`scale_variation`.
+    """
     boxes = np.asarray(boxes, dtype=np.float64)
     if len(boxes) < 2:
         return False
-    present = _present(boxes)
+    present = box_present(boxes) if present is None else np.asarray(present, dtype=bool)
     safe = np.where(present[:, None], boxes, 0.0)
     centres = safe[:, :2] + 0.5 * safe[:, 2:]
     motion = np.hypot(*(centres[1:] - centres[:-1]).T)
@@ -213,16 +218,23 @@ def fast_motion(boxes: np.ndarray) -> bool:
     return bool(np.any(present[1:] & present[:-1] & (motion > size)))
 
 
-def out_of_view(boxes: np.ndarray, image_size: Optional[Tuple[int, int]] = None) -> bool:
-    """OV: a frame without a box, or a present box reaching or crossing the border of a ``(width, height)`` image."""
+def out_of_view(boxes: np.ndarray, image_size: Optional[Tuple[int, int]] = None,
+                present: Optional[np.ndarray] = None, clipped: bool = True) -> bool:
+    """OV: a frame without a box, or a present box reaching or crossing the border of a ``(width, height)`` image.
+
+    ``clipped=False``: the boxes are the target's full extent, not clipped to the image (as a generator knows them,
+    with ``present`` saying where the target is in view): a box crossing the border counts, one touching it not.
+    """
     boxes = np.asarray(boxes, dtype=np.float64)
-    present = _present(boxes)
+    present = box_present(boxes) if present is None else np.asarray(present, dtype=bool)
     if not present.all():
         return True
     if image_size is None:
         return False
     width, height = image_size
     x, y, w, h = boxes.T
+    if not clipped:
+        return bool(np.any((x < 0) | (y < 0) | (x + w > width) | (y + h > height)))
     tol = BORDER_TOLERANCE
     return bool(np.any((x <= tol) | (y <= tol) | (x + w >= width - tol) | (y + h >= height - tol)))
 

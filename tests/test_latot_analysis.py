@@ -15,7 +15,7 @@ import pytest
 
 from conftest import PROJECT_ROOT, pytracking_settings
 from pytracking_plugins import latot_attributes, latot_data, synthetic
-from pytracking_plugins.analysis import scoring as E
+from pytracking_plugins.analysis import cache as C
 from pytracking_plugins.analysis import latot, report
 from pytracking_plugins.analysis.results import ResultsError, ResultSource
 from pytracking_plugins.environment import pytracking_local_module
@@ -202,7 +202,7 @@ def test_command_end_to_end(env, tmp_path):
         with open(os.path.join(report_dir, stem + '.pdf'), 'rb') as f:
             assert f.read(5) == b'%PDF-'
     names = set(os.listdir(report_dir))
-    assert {'report.md', 'per_sequence.csv', 'summary.txt', E.CACHE_FILE_NAME} <= names
+    assert {'report.md', 'per_sequence.csv', 'summary.txt', C.CACHE_FILE_NAME} <= names
     assert not [n for n in names if n.endswith('.tmp')]
     markdown = open(os.path.join(report_dir, 'report.md')).read()
     for stem in expected:
@@ -259,6 +259,53 @@ def test_results_root_and_per_sequence_printing(env, tmp_path, capsys):
     assert not [p for p in os.listdir(str(tmp_path)) if p.endswith('.png')]
 
 
+def test_scores_are_printed_before_a_write_failure(env, tmp_path):
+    """An output folder that cannot be created or written: the scores are printed, then one line names it."""
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    output = blocker / 'report'
+    result = run_command('pytracking_plugins.analysis.latot', [
+        '--results', env.external['Commas'], '--output-dir', str(output), '--no-plots'], env.settings)
+    assert result.returncode == 1
+    assert '1  Commas' in result.stdout and 'Success rate (SR) per attribute' in result.stdout
+    error, = result.stderr.strip().splitlines()
+    assert error.startswith('error: cannot write the report into {}: '.format(output))
+
+    # With --no-report the JSON elsewhere is still written; the unwritable cache only costs a note.
+    json_path = tmp_path / 'scores.json'
+    result = run_command('pytracking_plugins.analysis.latot', [
+        '--results', env.external['Commas'], '--output-dir', str(output), '--no-report', '--json', str(json_path)],
+        env.settings)
+    assert result.returncode == 0, result.stderr
+    assert '1  Commas' in result.stdout
+    assert json.loads(json_path.read_text())['ranking']['SR'] == ['Commas']
+    note, = result.stderr.strip().splitlines()
+    assert note.startswith('Could not write the analysis cache into {}: '.format(output))
+
+    # A JSON file that cannot be written (its name is taken by a folder): printed scores, one line, status 1.
+    taken = tmp_path / 'taken.json'
+    taken.mkdir()
+    result = run_command('pytracking_plugins.analysis.latot', [
+        '--results', env.external['Commas'], '--output-dir', str(tmp_path / 'out'), '--no-report',
+        '--json', str(taken)], env.settings)
+    assert result.returncode == 1 and '1  Commas' in result.stdout
+    error, = result.stderr.strip().splitlines()
+    assert error.startswith('error: cannot write taken.json into {}: '.format(tmp_path))
+
+
+def test_json_folder_must_exist_unless_inside_the_output_folder(env, tmp_path, capsys):
+    missing = tmp_path / 'no' / 'such'
+    with pytest.raises(SystemExit) as exit_info:
+        latot.main(['--results', env.external['Commas'], '--output-dir', str(tmp_path / 'out'), '--no-report',
+                    '--json', str(missing / 'x.json')])
+    assert exit_info.value.code == 2 and not missing.exists()
+    assert 'argument --json: the folder {} does not exist'.format(missing) in capsys.readouterr().err
+    inside = tmp_path / 'out' / 'json' / 'x.json'
+    assert latot.main(['--results', env.external['Commas'], '--output-dir', str(tmp_path / 'out'), '--no-report',
+                       '--json', str(inside)]) == 0
+    assert json.loads(inside.read_text())['ranking']['SR'] == ['Commas']
+
+
 @pytest.mark.parametrize('args, message', [
     (['--label', 'X'], '--label names the --tracker or --results given just before it'),
     (['--tracker', 'a'], '--tracker takes NAME PARAMETER'),
@@ -293,15 +340,13 @@ def test_cache_is_used_and_follows_every_change(env, tmp_path):
     folder = _copy_results(env, tmp_path)
     output = str(tmp_path / 'report')
     first = latot.evaluate([folder], 'latot_test', output_dir=output, verbose=False)
-    cache_path = os.path.join(output, E.CACHE_FILE_NAME)
-    with open(cache_path, 'rb') as f:
-        cache = pickle.load(f)
-    (key, entry), = cache['entries'].items()
+    cache_path = os.path.join(output, C.CACHE_FILE_NAME)
+    cache = C.CurveCache.load(cache_path)
+    (key, entry), = cache.entries.items()
 
     # Unchanged inputs are answered from the cache: a planted value comes back.
-    entry['success'] = np.zeros_like(entry['success'])
-    with open(cache_path, 'wb') as f:
-        pickle.dump(cache, f)
+    cache.put(key, entry._replace(success=np.zeros_like(entry.success)))
+    cache.save()
     assert latot.evaluate([folder], 'latot_test', output_dir=output, verbose=False).scores()['Mine']['SR'] == 0
     forced = latot.evaluate([folder], 'latot_test', output_dir=output, force_evaluation=True, verbose=False)
     assert forced.scores() == first.scores()
@@ -314,10 +359,10 @@ def test_cache_is_used_and_follows_every_change(env, tmp_path):
     if len(','.join(x)) != len(lines[5]):
         x[0] = x[0][:len(lines[5].split(',')[0])]
     lines[5] = ','.join(x)
-    stat = os.stat(path)
+    stat_before = os.stat(path)
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.utime(path, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
     changed = latot.evaluate([folder], 'latot_test', output_dir=output, verbose=False)
     assert changed.sequence_scores('Mine').SR[3] != first.sequence_scores('Mine').SR[3]
     assert changed.scores() == latot.evaluate([folder], 'latot_test', output_dir=output, force_evaluation=True,
@@ -325,17 +370,58 @@ def test_cache_is_used_and_follows_every_change(env, tmp_path):
 
     # Another tracker adds an entry; the ground truth is part of every key (a different dataset view: new keys).
     latot.evaluate([folder, env.external['Spaces']], 'latot_test', output_dir=output, verbose=False)
-    with open(cache_path, 'rb') as f:
-        assert len(pickle.load(f)['entries']) == 3
+    assert len(C.CurveCache.load(cache_path).entries) == 3
     assert not [n for n in os.listdir(output) if n.endswith('.tmp')]
 
 
-def test_unreadable_cache_is_recomputed(env, tmp_path):
-    output = str(tmp_path)
-    with open(os.path.join(output, E.CACHE_FILE_NAME), 'wb') as f:
-        f.write(b'not a pickle')
-    evaluation = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+@pytest.mark.parametrize('content', [b'not a cache', b'PK\x03\x04 truncated zip', 'npy', 'wrong format',
+                                     'object array'])
+def test_unreadable_cache_is_ignored_with_a_line(env, tmp_path, capsys, content):
+    path = os.path.join(str(tmp_path), C.CACHE_FILE_NAME)
+    if content == 'npy':
+        with open(path, 'wb') as f:
+            np.save(f, np.zeros(3))
+    elif content == 'wrong format':
+        with open(path, 'wb') as f:
+            np.savez(f, format=np.array([1]), keys=np.array([], dtype='<U40'))
+    elif content == 'object array':
+        with open(path, 'wb') as f:
+            np.savez(f, format=np.array([C.CACHE_FORMAT]), keys=np.array([{'a': 1}], dtype=object))
+    else:
+        with open(path, 'wb') as f:
+            f.write(content)
+    evaluation = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=str(tmp_path))
     assert 0 < evaluation.scores()['Commas']['SR'] < 1
+    assert 'Ignoring the analysis cache {}: '.format(path) in capsys.readouterr().err
+    assert len(C.CurveCache.load(path).entries) == 1          # rewritten, valid
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, 'w')``: a file appears if any code reads the cache with pickle."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def test_planted_pickle_never_runs(env, tmp_path):
+    output = tmp_path / 'report'
+    output.mkdir()
+    marker = tmp_path / 'pwned'
+    payload = pickle.dumps({'format': 1, 'entries': _Payload(str(marker))})
+    for name in ('latot_eval_data.pkl', C.CACHE_FILE_NAME):      # the old cache path and the current one
+        (output / name).write_bytes(payload)
+    result = run_command('pytracking_plugins.analysis.latot', [
+        '--results', env.external['Commas'], '--output-dir', str(output), '--no-plots'], env.settings)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert 'Ignoring the analysis cache {}'.format(output / C.CACHE_FILE_NAME) in result.stderr
+    assert '1  Commas' in result.stdout
+    assert len(C.CurveCache.load(str(output / C.CACHE_FILE_NAME)).entries) == 1
+    evaluation = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=str(output), verbose=False)
+    assert 0 < evaluation.scores()['Commas']['SR'] < 1 and not marker.exists()
 
 
 # Bad results ------------------------------------------------------------------------------------------------------
@@ -362,6 +448,9 @@ def test_missing_results_are_listed_unless_skipped(env, tmp_path):
     (lambda lines: lines[:2] + ['1,2,3,4,5'] + lines[3:], '{path}, line 3: expected four numbers x,y,w,h'),
     (lambda lines: lines[:4] + ['nan,nan,nan,nan'] + lines[5:], r'{path}, line 5: invalid box nan,nan,nan,nan'),
     (lambda lines: [''] + lines[:3] + ['1,2,-3,4'] + lines[4:], r'{path}, line 5: invalid box 1,2,-3,4'),
+    (lambda lines: ['187.92,210.26,0,4.41'] + lines[1:],
+     r'{path}, line 1: invalid first-frame box 187.92,210.26,0,4.41'),
+    (lambda lines: ['', '0,0,0,0'] + lines[1:], r'{path}, line 2: invalid first-frame box 0,0,0,0'),
 ])
 def test_bad_result_files_name_file_and_line(env, tmp_path, change, message):
     folder = _copy_results(env, tmp_path)

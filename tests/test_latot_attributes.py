@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pytracking_plugins import latot_attributes as A
-from pytracking_plugins import synthetic
+from pytracking_plugins.common.boxes import box_present
 
 IMAGE = (100, 80)
 
@@ -16,7 +16,6 @@ def _write(tmp_path, text, name='attributes.txt'):
 
 def test_names_follow_table_two():
     assert A.ATTRIBUTES == ('SV', 'FM', 'OV', 'IV', 'CM', 'MB', 'BC', 'SO', 'PO', 'FO', 'AM', 'LI')
-    assert A.ATTRIBUTES == synthetic.ATTRIBUTES
     assert A.short_name('fast motion') == 'FM' and A.short_name('Out-of-View') == 'OV' and A.short_name('li') == 'LI'
     with pytest.raises(ValueError, match="Unknown LaTOT attribute 'XX'"):
         A.short_name('XX')
@@ -140,19 +139,42 @@ def test_out_of_view_without_a_box_and_without_the_image_size():
     assert all(A.derive_attributes(boxes, IMAGE)[a] is None for a in A.ATTRIBUTES if a not in A.DERIVABLE)
 
 
-def test_derived_flags_agree_with_the_synthetic_generator():
-    """Our SV/FM/OV equal synthetic.measure_box_attributes on annotations, over many random sequences."""
-    agreed = {a: 0 for a in A.DERIVABLE}
-    for seed in range(40):
-        rng = np.random.default_rng(seed)
-        spec = synthetic.random_spec(rng, 'bird{}'.format(seed), int(rng.integers(20, 160)), (160, 120))
-        boxes, _ = synthetic.generate_boxes(spec, seed)
-        theirs = synthetic.measure_box_attributes(boxes, spec.image_size)
-        ours = A.derive_attributes(boxes, spec.image_size)
-        for attribute in A.DERIVABLE:
-            assert ours[attribute] == theirs[attribute], (seed, attribute)
-            agreed[attribute] += ours[attribute]
-    assert all(count > 0 for count in agreed.values()), agreed     # every attribute was seen set
+def _leaving_left(n=8, step=3.0):
+    """A 10 x 10 target sliding out through the left border of IMAGE: its full boxes and its clipped annotations."""
+    full = np.array([[9.0 - step * t, 30.0, 10.0, 10.0] for t in range(n)])
+    x0 = np.clip(full[:, 0], 0, None)
+    annotation = np.stack([x0, full[:, 1], full[:, 0] + full[:, 2] - x0, full[:, 3]], 1)
+    annotation[annotation[:, 2] < 1] = 0.0          # under a pixel inside: absent
+    return full, annotation
+
+
+def test_clipped_annotations_against_the_full_extent():
+    """The same motion seen as clipped annotations (what LaTOT ships) and as the target's full extent."""
+    full, annotation = _leaving_left()
+    present = box_present(annotation)
+    assert present.tolist() == [True] * 7 + [False]
+    # Clipping shrinks the box below half its area: scale variation on annotations, none on the full extent.
+    assert A.scale_variation(annotation)
+    assert not A.scale_variation(full, present=np.ones(len(full), bool))
+    # The shrinking clipped box moves its centre by less than its side; the full extent neither: no fast motion.
+    assert not A.fast_motion(annotation) and not A.fast_motion(full, present=present)
+    assert A.out_of_view(annotation, IMAGE) and A.out_of_view(full, IMAGE, present=present, clipped=False)
+
+
+@pytest.mark.parametrize('x, clipped, expected', [
+    (0.0, True, True), (0.004, True, True), (0.0, False, False), (-0.01, False, True), (0.01, True, False)])
+def test_out_of_view_touching_counts_only_for_clipped_boxes(x, clipped, expected):
+    boxes = _still(3)
+    boxes[1, 0] = x
+    assert A.out_of_view(boxes, IMAGE, clipped=clipped) is expected
+
+
+def test_presence_override_for_fast_motion():
+    boxes = _still(3)
+    boxes[2, 0] += 30                   # a jump of 30 px > 10 px between frames 2 and 3
+    assert A.fast_motion(boxes)
+    assert not A.fast_motion(boxes, present=np.array([True, True, False]))   # frame 3 out of view
+    assert not A.out_of_view(boxes) and A.out_of_view(boxes, present=np.array([True, True, False]))
 
 
 def test_availability_and_members():

@@ -1,7 +1,6 @@
 """Dataset statistics: Table I's columns and the tiny-object criterion, by hand and through the command."""
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -83,3 +82,21 @@ def test_command(root, tmp_path, use_pytracking_settings, capsys):
     assert saved[0]['criterion']['mean_absolute_size_below_px'] == 22.0
     assert stats.main(['--dataset', 'latot_test']) == 2                  # 162 sequences missing: an error
     assert '162 of 165 LaTOT sequences are missing' in capsys.readouterr().err
+
+
+def test_command_json_folders_and_write_failures(root, tmp_path, use_pytracking_settings, capsys):
+    use_pytracking_settings(pytracking_settings(str(tmp_path / 'workspace'), latot_path=root))
+    args = ['--dataset', 'latot_test', '--allow-missing-sequences']
+    missing = tmp_path / 'no' / 'such'
+    with pytest.raises(SystemExit) as exit_info:
+        stats.main(args + ['--json', str(missing / 'x.json')])
+    assert exit_info.value.code == 2 and not missing.exists()
+    assert 'argument --json: the folder {} does not exist'.format(missing) in capsys.readouterr().err
+    # A file that cannot be written (here its name is taken by a folder): the table is printed, then one line.
+    taken = tmp_path / 'taken.json'
+    taken.mkdir()
+    assert stats.main(args + ['--json', str(taken)]) == 1
+    captured = capsys.readouterr()
+    assert 'latot_test (tiny)' in captured.out
+    error, = captured.err.strip().splitlines()
+    assert error.startswith('error: cannot write taken.json into {}: '.format(tmp_path))

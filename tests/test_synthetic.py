@@ -1,4 +1,5 @@
 """Tests for pytracking_plugins.synthetic: LaTOT-layout synthetic sequences."""
+import hashlib
 import os
 import re
 import subprocess
@@ -80,6 +81,34 @@ def test_same_seed_same_bytes_different_seed_different(tmp_path):
     assert a == b
     annotations = lambda files: sorted(v for k, v in files.items() if k.endswith('.txt') and 'attributes' not in k)
     assert annotations(a) != annotations(c)
+
+
+# Digests of the output before the module became a package (numpy 2.4.6, opencv-python 5.0.0.93 as pinned in
+# requirements.txt): a refactoring that changes one random draw, one pixel or one byte fails here.
+PINNED_FILES_SHA256 = 'bfbf81168b0f814de33a924d080c72fb5ca17385c0f9823b9a849760c6631198'
+PINNED_BOXES_SHA256 = 'f20700f8a67edb6e0ac15ff65f4e24b0423791e347c138a947883e6b94a533d3'
+
+
+def _digest_files(root: Path) -> str:
+    digest = hashlib.sha256()
+    for name, data in _files(root).items():
+        digest.update(name.encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def test_output_pinned_across_refactoring(tmp_path):
+    S.write_dataset(tmp_path, num_sequences=2, num_frames=(20, 30), image_size=SMALL, seed=21)
+    S.write_sequence(tmp_path, S.SequenceSpec('drone7', 40, image_size=SMALL, effects=set(S.ATTRIBUTES)), seed=5)
+    assert _digest_files(tmp_path) == PINNED_FILES_SHA256
+    digest = hashlib.sha256()
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        spec = S.random_spec(rng, 'bird{}'.format(seed), int(rng.integers(20, 400)), (320, 240))
+        boxes, attributes = S.generate_boxes(spec, seed)
+        digest.update(S.format_boxes(boxes).encode())
+        digest.update(S.format_attributes(attributes).encode())
+    assert digest.hexdigest() == PINNED_BOXES_SHA256
 
 
 def test_worker_processes_give_the_same_bytes(tmp_path):
@@ -319,3 +348,15 @@ def test_command_bad_arguments(tmp_path, args, option):
 def test_command_help():
     r = _run('--help')
     assert r.returncode == 0 and '--names-from' in r.stdout and 'attributes.txt' in r.stdout
+
+
+def test_main_in_process(tmp_path, capsys):
+    """``main(argv)`` is the command's entry point (``python -m`` runs the same function)."""
+    assert S.main(['--root', str(tmp_path), '--sequences', '1', '--frames', '20', '--size', '160x120',
+                   '--no-images', '--seed', '3']) == 0
+    name, = (p.name for p in tmp_path.iterdir())
+    assert 'wrote 1 sequence (20 frames)' in capsys.readouterr().out
+    assert len((tmp_path / name / f'{name}.txt').read_text().splitlines()) == 20
+    assert S.main(['--root', str(tmp_path), '--sequences', '1', '--frames', '20', '--size', '160x120',
+                   '--no-images', '--seed', '3']) == 1                  # already there
+    assert 'already exist' in capsys.readouterr().err

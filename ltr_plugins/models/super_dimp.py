@@ -4,11 +4,12 @@ MKDNet's teacher and student, the benchmarks and the tests all need exactly that
 keeps them from drifting apart.
 """
 import os
-import tempfile
 from typing import Any, Optional
 
 import torch
 from ltr.models.tracking import dimpnet
+
+from pytracking_plugins.common.atomic_files import atomic_path
 
 # ltr/train_settings/dimp/super_dimp.py's data settings that the network's construction depends on.
 SEARCH_AREA_FACTOR = 6.0
@@ -46,12 +47,6 @@ def save_tracking_network(net: torch.nn.Module, path: str, net_info: Optional[An
              'constructor': constructor, **extra}
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
-    os.close(handle)
-    try:
+    with atomic_path(path) as tmp_path:
         torch.save(state, tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
     return path

@@ -25,8 +25,10 @@ As a command (``python -m pytracking_plugins.analysis.latot --help``)::
 It prints the ranked table and Table V, and writes into ``<result_plot_path>/<report name>/`` (default report name:
 ``latot_protocol_<dataset>``; or ``--output-dir``):
 ``precision_plot``, ``norm_precision_plot``, ``success_plot`` and ``attributes_plot`` (``.png`` and ``.pdf``),
-``per_sequence.csv``, ``summary.txt``, ``report.md``, and the cache ``latot_eval_data.pkl``. Every file is
-written to a temporary name first and renamed when complete.
+``per_sequence.csv``, ``summary.txt``, ``report.md``, and the cache ``latot_eval_data.npz`` (numpy arrays, never a
+pickle). The scores are printed before any file is written, so a write failure (a read-only folder) loses none of
+them; it ends in one line naming the folder, and exit status 1. Every file is written to a temporary name first and
+renamed when complete. ``--json`` needs an existing folder, unless it lies inside the output folder.
 
 Metric definitions and frame rules: :mod:`pytracking_plugins.analysis.metrics`. Result folders:
 :mod:`pytracking_plugins.analysis.results`. Attributes: :mod:`pytracking_plugins.latot_attributes`. Dataset
@@ -40,17 +42,21 @@ with itself can round to just above 1 and count at t = 1, and absent frames coun
 Use this module for LaTOT's numbers.
 """
 import argparse
+import os
 import sys
 from typing import List, Optional, Sequence
 
 from pytracking_plugins import latot_attributes, latot_data
-from pytracking_plugins.analysis.scoring import (CACHE_FILE_NAME, METRICS, Evaluation, default_output_dir,
-                                                 default_report_name, evaluate, protocol_description)
+from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
+from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves
+from pytracking_plugins.analysis.protocol import METRICS, protocol_description
 from pytracking_plugins.analysis.report import (attribute_table, markdown_report, overall_table, print_summary,
                                                 write_json, write_report)
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, folder_source, folder_sources_under,
                                                  parse_run_ids, pytracking_sources)
+from pytracking_plugins.analysis.scoring import (cache_path, default_output_dir, default_report_name, evaluate,
+                                                 save_cache)
 
 __all__ = ['evaluate', 'Evaluation', 'ResultSource', 'ResultsError', 'folder_source', 'folder_sources_under',
            'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
@@ -149,7 +155,47 @@ def _sources(specs: List[dict]) -> List[ResultSource]:
     return sources
 
 
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _write_outputs(args: argparse.Namespace, evaluation: Evaluation, output_dir: str, cache: CurveCache,
+                   summary: str) -> int:
+    """Writes the JSON, the report and the cache (after the scores were printed); 1 if a requested file failed."""
+    written, failures = [], []
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        try:
+            if _inside(folder, output_dir):
+                os.makedirs(folder, exist_ok=True)
+            written.append(write_json(evaluation, args.json))
+        except OSError as error:
+            failures.append('cannot write {} into {}: {}'.format(os.path.basename(args.json), folder, _reason(error)))
+    report_failed = False
+    if not args.no_report:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+            written += write_report(evaluation, output_dir, plots=not args.no_plots, title=args.title,
+                                    summary=summary)
+        except OSError as error:
+            report_failed = True
+            failures.append('cannot write the report into {}: {}'.format(output_dir, _reason(error)))
+    if not report_failed:       # a failed report has already named the folder
+        save_cache(cache)
+    if written:
+        print('\nWrote:\n' + '\n'.join('  ' + path for path in written))
+    for failure in failures:
+        print('error: {} (the scores above are complete)'.format(failure), file=sys.stderr)
+    return 1 if failures else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command; returns its exit status (0; 1 when an output could not be written; 2 for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.sources:
@@ -165,21 +211,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report_name = args.report_name or default_report_name(args.dataset)
     try:
         output_dir = args.output_dir or default_output_dir(report_name)
+        if args.json:
+            folder = os.path.dirname(os.path.abspath(args.json))
+            if not os.path.isdir(folder) and not _inside(folder, output_dir):
+                parser.error('argument --json: the folder {} does not exist; create it first (only folders inside '
+                             'the output folder {} are created)'.format(folder, output_dir))
+        cache = CurveCache.load(cache_path(output_dir))
         evaluation = evaluate(_sources(args.sources), args.dataset, report_name=report_name, output_dir=output_dir,
                               skip_missing=args.skip_missing, merge_runs=args.merge_runs,
-                              force_evaluation=args.force, **dataset_kwargs)
+                              force_evaluation=args.force, cache=cache, **dataset_kwargs)
     except (ResultsError, latot_data.LaTOTFormatError, latot_attributes.AttributeFormatError, ValueError) as error:
         print('error: {}'.format(error), file=sys.stderr)
         return 2
     summary = print_summary(evaluation, per_sequence=args.per_sequence)
-    written = []
-    if not args.no_report:
-        written += write_report(evaluation, output_dir, plots=not args.no_plots, title=args.title, summary=summary)
-    if args.json:
-        written.append(write_json(evaluation, args.json))
-    if written:
-        print('\nWrote:\n' + '\n'.join('  ' + path for path in written))
-    return 0
+    return _write_outputs(args, evaluation, output_dir, cache, summary)
 
 
 if __name__ == '__main__':

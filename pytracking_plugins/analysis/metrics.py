@@ -36,15 +36,15 @@ Frames, following pytracking's robust evaluation (``calc_seq_err_robust``):
   pytracking does ("the tracker keeps its last box"). This is applied after the first-frame replacement, so a
   tracker that reports no box from frame 2 on keeps the initial box (pytracking carries before replacing, which
   differs only when a result file's own first line has no box either).
-- **Invalid predictions** (NaN, infinite, negative width or height) are errors, as in pytracking; the result
-  readers name the file and line. Predictions and ground truth must have the same number of frames (pytracking pads
+- **Invalid predictions** (NaN, infinite, negative width or height) are errors, as in pytracking, and so is a
+  result file whose first box has zero size (no tracker starts from that); the result readers name the file and
+  line. Predictions and ground truth must have the same number of frames (pytracking pads
   or truncates silently; here it is an error, raised by the readers, which know the file).
 
 Comparisons use a tolerance of 1e-9 (px, normalised units, IoU): LaTOT's boxes have two decimals, so a centre error
 that is exactly 5 px on paper (say a 3.00 / 4.00 px offset) may come out as 5.000000000000001 in binary floating
 point; the tolerance keeps such an edge case on the side the definition puts it ("<= 5 px" includes it, "IoU > t"
-excludes IoU == t). Checked against exact rational arithmetic, edge cases included: without the tolerance most
-sequences of a tie-heavy synthetic tracker scored differently, with it none does.
+excludes IoU == t).
 
 Against pytracking's ``extract_results(..., exclude_invalid_frames=True)`` the curves are the same but for the NPR
 rule above and one rounding artefact of pytracking's: its IoU of a box with itself (``- 1.0`` then ``+ 1.0``) can
@@ -54,6 +54,8 @@ least the first frame); an identical box has IoU exactly 1 here, which t = 1 doe
 from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
+
+from pytracking_plugins.common.boxes import box_present
 
 PR_THRESHOLD = 5.0
 # Exact decimal thresholds (k / 100 rather than an accumulated arange step).
@@ -79,9 +81,10 @@ class Scores(NamedTuple):
 
 
 def valid_ground_truth(gt: np.ndarray, visible: Optional[np.ndarray] = None) -> np.ndarray:
-    """pytracking's rule: all of x, y, w, h > 0 (and finite), and the target visible when visibility is given."""
+    """pytracking's rule: a present box (finite, positive size) whose x and y are > 0 too, and the target visible
+    when visibility is given."""
     with np.errstate(invalid='ignore'):
-        valid = np.all(gt > 0.0, axis=1) & np.all(np.isfinite(gt), axis=1)
+        valid = box_present(gt) & (gt[:, 0] > 0.0) & (gt[:, 1] > 0.0)
     if visible is not None:
         valid &= np.asarray(visible, dtype=bool)
     return valid

@@ -12,8 +12,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from pytracking_plugins.analysis import files, metrics
-from pytracking_plugins.analysis.scoring import Evaluation
+from pytracking_plugins.analysis import metrics
+from pytracking_plugins.analysis.evaluation import Evaluation
+from pytracking_plugins.common.atomic_files import atomic_path
 
 # 12 well separated colours x 3 line styles: 36 trackers before a style repeats (the paper compares 24).
 _COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#9a6324', '#000000',
@@ -48,11 +49,18 @@ def tracker_styles(evaluation: Evaluation) -> Dict[str, Dict]:
     return {label: style(rank) for rank, label in enumerate(evaluation.ranking('SR'))}
 
 
+def save_figure(figure: Figure, path: str, **kwargs) -> str:
+    """``figure.savefig`` to ``path`` atomically (the format from the extension, since the temporary name has none)."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=os.path.splitext(path)[1][1:], **kwargs)
+    return path
+
+
 def _save(figure: Figure, output_dir: str, stem: str) -> List[str]:
     paths = []
     for extension in FORMATS:
         path = os.path.join(output_dir, '{}.{}'.format(stem, extension))
-        files.save_figure(figure, path, dpi=150 if extension == 'png' else 300, bbox_inches='tight')
+        save_figure(figure, path, dpi=150 if extension == 'png' else 300, bbox_inches='tight')
         paths.append(path)
     return paths
 

@@ -7,9 +7,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from pytracking_plugins.analysis import files, metrics
-from pytracking_plugins.analysis.scoring import METRICS, Evaluation
+from pytracking_plugins.analysis import metrics
+from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import dataset_title
+from pytracking_plugins.analysis.protocol import METRICS
+from pytracking_plugins.common.atomic_files import write_text
+from pytracking_plugins.common.text_table import format_table
 
 REPORT_FILE = 'report.md'
 PER_SEQUENCE_FILE = 'per_sequence.csv'
@@ -38,21 +41,12 @@ def headline(evaluation: Evaluation) -> str:
     return text
 
 
-def _text_table(header: List[str], rows: List[List[str]], align_left: int = 1) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-
-    def line(cells):
-        return '  '.join(str(c).ljust(w) if i < align_left else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-    return '\n'.join([line(header), '  '.join('-' * w for w in widths)] + [line(r) for r in rows])
-
-
 def overall_table(evaluation: Evaluation) -> str:
     """The ranked table (by SR) as printed: rank, tracker, PR, NPR, SR."""
     scores = evaluation.scores()
     rows = [[str(rank), label] + [_score(scores[label][m]) for m in METRICS]
             for rank, label in enumerate(evaluation.ranking('SR'), start=1)]
-    return _text_table(['#', 'Tracker', 'PR', 'NPR', 'SR'], rows, align_left=2)
+    return format_table(['#', 'Tracker', 'PR', 'NPR', 'SR'], rows, left_columns=2)
 
 
 def attribute_table(evaluation: Evaluation, metric: str = 'SR') -> str:
@@ -66,7 +60,7 @@ def attribute_table(evaluation: Evaluation, metric: str = 'SR') -> str:
         rows.append([str(rank), label] + [_score(per_attribute[a][label][metric]) if a in per_attribute else
                                           ('n/a' if not evaluation.attributes[a].available else '—')
                                           for a in attributes])
-    return _text_table(['#', 'Tracker'] + attributes, rows, align_left=2)
+    return format_table(['#', 'Tracker'] + attributes, rows, left_columns=2)
 
 
 def sequence_table(evaluation: Evaluation, metric: str = 'SR') -> str:
@@ -74,7 +68,7 @@ def sequence_table(evaluation: Evaluation, metric: str = 'SR') -> str:
     values = {label: getattr(evaluation.sequence_scores(label), metric) for label in ranking}
     rows = [[name, str(int(evaluation.num_frames[i]))] + [_score(values[label][i]) for label in ranking]
             for i, name in enumerate(evaluation.sequences)]
-    return _text_table(['Sequence', 'Frames'] + ranking, rows)
+    return format_table(['Sequence', 'Frames'] + ranking, rows)
 
 
 def unavailable_note(evaluation: Evaluation) -> Optional[str]:
@@ -234,7 +228,8 @@ def per_sequence_csv(evaluation: Evaluation) -> str:
 
 
 def write_json(evaluation: Evaluation, path: str) -> str:
-    return files.write_text(path, json.dumps(evaluation.to_dict(), indent=1, allow_nan=False) + '\n')
+    """Every score as JSON at ``path`` (its folder must exist), written atomically; returns the path."""
+    return write_text(path, json.dumps(evaluation.to_dict(), indent=1, allow_nan=False) + '\n')
 
 
 def write_report(evaluation: Evaluation, output_dir: str, plots: bool = True, title: Optional[str] = None,
@@ -244,9 +239,9 @@ def write_report(evaluation: Evaluation, output_dir: str, plots: bool = True, ti
     os.makedirs(output_dir, exist_ok=True)
     plot_paths = plot_all(evaluation, output_dir) if plots else {}
     written = [path for paths in plot_paths.values() for path in paths]
-    written.append(files.write_text(os.path.join(output_dir, PER_SEQUENCE_FILE), per_sequence_csv(evaluation)))
+    written.append(write_text(os.path.join(output_dir, PER_SEQUENCE_FILE), per_sequence_csv(evaluation)))
     if summary is not None:
-        written.append(files.write_text(os.path.join(output_dir, SUMMARY_FILE), summary + '\n'))
-    written.append(files.write_text(os.path.join(output_dir, REPORT_FILE),
+        written.append(write_text(os.path.join(output_dir, SUMMARY_FILE), summary + '\n'))
+    written.append(write_text(os.path.join(output_dir, REPORT_FILE),
                                     markdown_report(evaluation, plot_paths, output_dir, title)))
     return written

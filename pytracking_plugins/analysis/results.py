@@ -5,17 +5,19 @@ Both hold one ``<sequence>.txt`` per sequence, one ``x, y, w, h`` box per frame,
 
 - pytracking: ``<results_path>/<tracker>/<parameter>[_<run id:03d>]/`` -- exactly the folder pytracking's
   ``Tracker.results_dir`` names (``trackerlist(name, parameter, run_ids)``); ``results_path`` comes from
-  pytracking's ``local.py``. Any object with pytracking's ``Tracker`` fields is accepted as is.
+  pytracking's ``local.py``. pytracking's ``Tracker`` objects are accepted as they are.
 - external: any folder; its label is the folder's name unless given.
 """
 import hashlib
 import os
 import re
+import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from pytracking_plugins import latot_data
+from pytracking_plugins.common.boxes import box_present
 
 
 class ResultsError(ValueError):
@@ -89,9 +91,9 @@ def from_pytracking_tracker(tracker) -> ResultSource:
     """A source from a pytracking ``Tracker`` (e.g. from ``trackerlist``), using its own ``results_dir``."""
     return ResultSource(tracker.results_dir,
                         pytracking_display_name(tracker.name, tracker.parameter_name, tracker.run_id,
-                                                getattr(tracker, 'display_name', None)),
+                                                tracker.display_name),
                         kind='pytracking', name=tracker.name, parameter_name=tracker.parameter_name,
-                        run_id=tracker.run_id, display_name=getattr(tracker, 'display_name', None))
+                        run_id=tracker.run_id, display_name=tracker.display_name)
 
 
 def pytracking_results_dir(name: str, parameter_name: str, run_id: Optional[int] = None,
@@ -138,6 +140,13 @@ def folder_sources_under(root: str) -> List[ResultSource]:
     return [folder_source(os.path.join(root, d)) for d in folders]
 
 
+def _is_pytracking_tracker(tracker) -> bool:
+    """Whether ``tracker`` is a pytracking ``Tracker``; its module (which imports torch) is only looked up, since
+    one of its Trackers exists only where it was imported."""
+    module = sys.modules.get('pytracking.evaluation.tracker')
+    return module is not None and isinstance(tracker, module.Tracker)
+
+
 def as_sources(trackers: Iterable) -> List[ResultSource]:
     """Sources from any mix of ResultSource, pytracking Trackers (``trackerlist``) and folder paths."""
     sources = []
@@ -146,7 +155,7 @@ def as_sources(trackers: Iterable) -> List[ResultSource]:
             sources.append(tracker)
         elif isinstance(tracker, (str, os.PathLike)):
             sources.append(folder_source(os.fspath(tracker)))
-        elif hasattr(tracker, 'results_dir') and hasattr(tracker, 'parameter_name'):
+        elif _is_pytracking_tracker(tracker):
             sources.append(from_pytracking_tracker(tracker))
         else:
             raise TypeError('Not a tracker: {!r} (give a ResultSource, a pytracking Tracker or a folder)'.format(
@@ -193,7 +202,8 @@ def read_result_bytes(path: str) -> bytes:
 
 
 def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:
-    """A result file's boxes [num_frames, 4]; errors name the file and line (format, count, NaN, negative size)."""
+    """A result file's boxes [num_frames, 4]; errors name the file and line (format, count, NaN, negative size, no
+    box on the first frame)."""
     try:
         text = data.decode('utf-8')
     except UnicodeDecodeError as error:
@@ -210,6 +220,10 @@ def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:
         index = int(np.flatnonzero(bad)[0])
         raise ResultsError('{}, line {}: invalid box {} (NaN, infinite, or negative width/height; write 0,0,0,0 '
                            'for "no box")'.format(path, _line_number(text, index), _format_box(boxes[index])))
+    if len(boxes) and not box_present(boxes[0]):
+        raise ResultsError('{}, line {}: invalid first-frame box {} (zero width or height: a tracker starts from '
+                           'the first frame\'s ground truth, so its first box has a size)'.format(
+                               path, _line_number(text, 0), _format_box(boxes[0])))
     return boxes
 
 

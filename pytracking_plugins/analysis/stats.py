@@ -21,13 +21,16 @@ Command::
 """
 import argparse
 import json
+import os
 import sys
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from pytracking_plugins import latot_data
-from pytracking_plugins.analysis import files
+from pytracking_plugins.common.atomic_files import write_text
+from pytracking_plugins.common.boxes import box_present
+from pytracking_plugins.common.text_table import format_table
 
 TINY_ABSOLUTE_SIZE = 22.0       # px: "average absolute size below 22x22"
 TINY_RELATIVE_SIZE = 0.01       # "average relative size below 1%"
@@ -63,8 +66,7 @@ def is_tiny(mean_absolute_size: float, mean_relative_size: float) -> bool:
 def size_stats(boxes: np.ndarray, image_size: Tuple[int, int]) -> Tuple[int, float, float]:
     """(present frames, mean sqrt(w*h), mean relative area) of ``x, y, w, h`` boxes in a ``(W, H)`` frame."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    with np.errstate(invalid='ignore'):
-        present = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    present = box_present(boxes)
     area = boxes[present, 2] * boxes[present, 3]
     if not len(area):
         return 0, float('nan'), float('nan')
@@ -80,7 +82,7 @@ def sequence_stats(sequence, image_size: Optional[Tuple[int, int]] = None) -> Se
             raise ValueError('Sequence {} has no frames to read the image size from'.format(sequence.name))
         image_size = latot_data.image_size(sequence.frames[0])
     present, absolute, relative = size_stats(boxes, image_size)
-    object_class = getattr(sequence, 'object_class', None)
+    object_class = sequence.object_class
     return SequenceStats(sequence.name, object_class, len(boxes), tuple(image_size), present, absolute, relative,
                          present > 0 and is_tiny(absolute, relative))
 
@@ -140,15 +142,6 @@ def _thousands(total: int) -> str:
     return '{:.1f}K'.format(total / 1000.0) if total >= 1000 else str(total)
 
 
-def _table(header: List[str], rows: List[List[str]]) -> str:
-    widths = [max(len(c) for c in column) for column in zip(header, *rows)]
-
-    def line(cells: List[str]) -> str:
-        return '  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return '\n'.join([line(header), '  '.join('-' * w for w in widths)] + [line(r) for r in rows])
-
-
 def table_one(datasets: Sequence[DatasetStats]) -> str:
     """Table I: per dataset its tiny sequences (the paper's rows) and, for reference, all its sequences."""
     header = ['Benchmark', 'Video', 'Class', 'Frame rate', 'Min frames', 'Max frames', 'Avg frames',
@@ -161,7 +154,7 @@ def table_one(datasets: Sequence[DatasetStats]) -> str:
                          '{:,}'.format(summary.min_frames), '{:,}'.format(summary.max_frames),
                          '{:,.0f}'.format(summary.avg_frames), '{:.1f}'.format(summary.avg_duration),
                          _thousands(summary.total_frames)])
-    return _table(header, rows)
+    return format_table(header, rows)
 
 
 def sequence_table(stats: DatasetStats) -> str:
@@ -170,7 +163,7 @@ def sequence_table(stats: DatasetStats) -> str:
              '—' if np.isnan(s.mean_absolute_size) else '{:.2f}'.format(s.mean_absolute_size),
              '—' if np.isnan(s.mean_relative_size) else '{:.4f}'.format(100 * s.mean_relative_size),
              'yes' if s.tiny else 'no'] for s in stats.sequences]
-    return _table(header, rows)
+    return format_table(header, rows)
 
 
 def criterion_text(stats: DatasetStats) -> str:
@@ -209,10 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The command; returns its exit status (0; 1 when the JSON could not be written; 2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.frame_rate <= 0:
         print('error: --frame-rate must be positive', file=sys.stderr)
         return 2
+    json_folder = os.path.dirname(os.path.abspath(args.json)) if args.json else None
+    if json_folder is not None and not os.path.isdir(json_folder):
+        parser.error('argument --json: the folder {} does not exist; create it first'.format(json_folder))
     results = []
     try:
         for name in args.dataset or ['latot']:
@@ -235,7 +233,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(sequence_table(stats))
             print()
     if args.json:
-        files.write_text(args.json, json.dumps([s.to_dict() for s in results], indent=1) + '\n')
+        try:
+            write_text(args.json, json.dumps([s.to_dict() for s in results], indent=1) + '\n')
+        except OSError as error:
+            print('error: cannot write {} into {}: {} (the statistics above are complete)'.format(
+                os.path.basename(args.json), json_folder, error.strerror or error), file=sys.stderr)
+            return 1
         print('\nWrote {}'.format(args.json))
     return 0
 

@@ -14,6 +14,7 @@ import numpy as np
 from pytracking.evaluation.data import BaseDataset, Sequence, SequenceList
 
 from pytracking_plugins import latot_attributes, latot_data
+from pytracking_plugins.common.boxes import box_present
 
 _ROOT_SETTING = 'settings.latot_path in pytracking/evaluation/local.py'
 _DATASET_NAMES = {'all': 'latot', 'test': 'latot_test', 'train': 'latot_train'}
@@ -78,7 +79,7 @@ class LaTOTDataset(BaseDataset):
         boxes = latot_data.read_sequence_annotation(self.base_path, name, num_frames=len(frames))
         finite = np.all(np.isfinite(boxes), axis=1)
         boxes[~finite] = 0.0
-        visible = finite & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+        visible = box_present(boxes)
         return Sequence(name, frames, 'latot', boxes, object_class=latot_data.sequence_category(name),
                         target_visible=visible)
 
