@@ -50,15 +50,16 @@ from pytracking_plugins import latot_attributes, latot_data
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves
-from pytracking_plugins.analysis.protocol import METRICS, protocol_description
+from pytracking_plugins.analysis.protocol import METRICS, Protocol, protocol_description
 from pytracking_plugins.analysis.report import (attribute_table, markdown_report, overall_table, print_summary,
                                                 write_json, write_report)
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, folder_source, folder_sources_under,
                                                  parse_run_ids, pytracking_sources)
+from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
 from pytracking_plugins.analysis.scoring import (cache_path, default_output_dir, default_report_name, evaluate,
                                                  save_cache)
 
-__all__ = ['evaluate', 'Evaluation', 'ResultSource', 'ResultsError', 'folder_source', 'folder_sources_under',
+__all__ = ['evaluate', 'Evaluation', 'Protocol', 'ResultSource', 'ResultsError', 'folder_source', 'folder_sources_under',
            'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
            'plot_attributes', 'overall_table', 'attribute_table', 'markdown_report', 'default_output_dir',
            'default_report_name', 'protocol_description', 'METRICS', 'CACHE_FILE_NAME', 'main']
@@ -119,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help='display name of the --tracker or --results just before (run ids are appended)')
     group.add_argument('--merge-runs', action='store_true',
                        help="average the runs of a pytracking tracker (pytracking's merge_results)")
+
+    group = parser.add_argument_group('protocol')
+    group.add_argument('--protocol', choices=[p.value for p in Protocol], default=Protocol.PAPER.value,
+                       help="paper (default): the paper's definitions (NPR: area under the curve; invalid and absent "
+                            "frames excluded); toolkit: the LaSOT evaluation toolkit's semantics, which made the "
+                            "paper's tables (NPR at 0.20, absent frames as failures, results repaired; NPR_AUC too)")
+    group.add_argument('--bootstrap-resamples', type=int, default=DEFAULT_RESAMPLES, metavar='N',
+                       help='resamples of the confidence intervals (default %(default)s)')
+    group.add_argument('--bootstrap-seed', type=int, default=DEFAULT_SEED, metavar='SEED',
+                       help='seed of the bootstrap (default %(default)s)')
 
     group = parser.add_argument_group('dataset')
     group.add_argument('--dataset', default='latot_test',
@@ -208,6 +219,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dataset_kwargs['root'] = args.latot_path
         if args.allow_missing_sequences:
             dataset_kwargs['allow_missing'] = True
+    if args.bootstrap_resamples < 1:
+        parser.error('argument --bootstrap-resamples: give at least 1')
     report_name = args.report_name or default_report_name(args.dataset)
     try:
         output_dir = args.output_dir or default_output_dir(report_name)
@@ -219,7 +232,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cache = CurveCache.load(cache_path(output_dir))
         evaluation = evaluate(_sources(args.sources), args.dataset, report_name=report_name, output_dir=output_dir,
                               skip_missing=args.skip_missing, merge_runs=args.merge_runs,
-                              force_evaluation=args.force, cache=cache, **dataset_kwargs)
+                              force_evaluation=args.force, cache=cache, protocol=args.protocol,
+                              bootstrap_resamples=args.bootstrap_resamples, bootstrap_seed=args.bootstrap_seed,
+                              **dataset_kwargs)
     except (ResultsError, latot_data.LaTOTFormatError, latot_attributes.AttributeFormatError, ValueError) as error:
         print('error: {}'.format(error), file=sys.stderr)
         return 2

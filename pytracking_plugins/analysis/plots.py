@@ -97,11 +97,14 @@ def plot_curves(evaluation: Evaluation, kind: str, output_dir: str, title: Optio
         texts.append('[{:.3f}] {}'.format(scores[label][spec['metric']], label))
     if kind == 'precision':
         axes.axvline(metrics.PR_THRESHOLD, color='grey', linewidth=0.8, linestyle='--', zorder=1)
+    if kind == 'norm_precision' and evaluation.protocol.value == 'toolkit':
+        axes.axvline(metrics.TOOLKIT_NPR_THRESHOLD, color='grey', linewidth=0.8, linestyle='--', zorder=1)
     axes.set_xlim(thresholds[0], thresholds[-1])
     axes.set_ylim(0.0, 1.0)
     axes.set_xlabel(spec['xlabel'])
     axes.set_ylabel(spec['ylabel'])
-    axes.set_title(title or spec['title'].format(dataset_title(evaluation.dataset_name)), fontweight='bold')
+    axes.set_title(title or '{} ({} protocol)'.format(spec['title'].format(dataset_title(evaluation.dataset_name)),
+                                                      evaluation.protocol.value), fontweight='bold')
     axes.grid(True, linestyle=':', linewidth=0.6)
     _legend(axes, handles, texts, spec['legend'], len(ranking))
     return _save(figure, output_dir, stem or '{}_plot'.format(kind))
@@ -161,7 +164,8 @@ def plot_attributes(evaluation: Evaluation, output_dir: str, metric: str = 'SR',
         axes.set_ylim(0.0, limit)
         axes.set_ylabel({'SR': 'Success rate (AUC)', 'PR': 'Precision (5 px)', 'NPR': 'Normalized precision'}[metric])
         axes.grid(True, axis='y', linestyle=':', linewidth=0.6)
-    axes.set_title('{} per attribute on {}'.format(metric, dataset_title(evaluation.dataset_name)),
+    axes.set_title('{} per attribute on {} ({} protocol)'.format(metric, dataset_title(evaluation.dataset_name),
+                                                                evaluation.protocol.value),
                    fontweight='bold', pad=18)
     if wide:
         figure.legend(handles, texts, loc='center left', bbox_to_anchor=(0.8, 0.5), fontsize=8, frameon=True,
