@@ -329,6 +329,24 @@ def test_toolkit_command_gives_the_toolkit_numbers(layout, monkeypatch, tmp_path
     assert header.split() == ['#', 'Tracker', 'PR', 'NPR', 'SR', 'NPR_AUC']
 
 
+def test_both_protocols_in_one_json(layout, monkeypatch, tmp_path, capsys):
+    _env(monkeypatch, layout['settings'])
+    json_path = str(tmp_path / 'both.json')
+    status = latot.main(['--dataset', 'latot_test', '--allow-missing-sequences', '--protocol', 'both',
+                         '--results', layout['clean'], '--output-dir', str(tmp_path / 'report'), '--json', json_path,
+                         '--no-plots', '--bootstrap-resamples', '50'])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out.count('± half the width') == 2 and 'LaTOT protocol (paper)' in out and 'LaSOT-toolkit semantics' in out
+    with open(json_path) as f:
+        exported = json.load(f)['protocols']
+    assert sorted(exported) == ['paper', 'toolkit'] and exported['toolkit']['bootstrap']['resamples'] == 50
+    paper_only = latot.evaluate([layout['clean']], 'latot_test', allow_missing=True, use_cache=False, verbose=False)
+    assert exported['paper']['overall']['Clean'] == dict(paper_only.scores()['Clean'], rank=1)
+    assert 'Protocol: **toolkit**' in open(tmp_path / 'report' / 'toolkit_protocol' / 'report.md').read()
+    assert 'Protocol: **paper**' in open(tmp_path / 'report' / 'report.md').read()
+
+
 def test_paper_protocol_keeps_its_errors_and_its_numbers(layout, monkeypatch, tmp_path):
     _env(monkeypatch, layout['settings'])
     with pytest.raises(ResultsError, match=re.escape(os.path.join(layout['quirky'], NAMES[0] + '.txt')) +

@@ -7,7 +7,8 @@ from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.datasets import AttributeInfo
 from pytracking_plugins.analysis.protocol import Protocol, protocol_description
 from pytracking_plugins.analysis.uncertainty import (CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED, PairedComparison,
-                                                     Uncertainty, resample_counts)
+                                                     Uncertainty, percentile_interval, resample_counts,
+                                                     resampled_means)
 
 
 class Evaluation:
@@ -69,11 +70,23 @@ class Evaluation:
     def uncertainty(self, metric: str) -> Uncertainty:
         """The bootstrap of ``metric`` over the evaluated sequences (one resample matrix for every tracker)."""
         if metric not in self._uncertainty:
-            if not self._uncertainty:
-                self._counts = resample_counts(len(self.sequences), self.bootstrap_resamples, self.bootstrap_seed)
             values = np.stack([getattr(self.sequence_scores(label), metric) for label in self.labels])
-            self._uncertainty[metric] = Uncertainty(self.labels, values, self._counts)
+            self._uncertainty[metric] = Uncertainty(self.labels, values, self._resample_counts())
         return self._uncertainty[metric]
+
+    def _resample_counts(self) -> np.ndarray:
+        if not hasattr(self, '_counts'):
+            self._counts = resample_counts(len(self.sequences), self.bootstrap_resamples, self.bootstrap_seed)
+        return self._counts
+
+    def curve_bands(self, kind: str) -> Dict[str, np.ndarray]:
+        """``{label: [2, thresholds]}``: the 95 % bootstrap band of each tracker's mean ``kind`` curve (the plots'
+        shading), from the same resamples as the intervals."""
+        bands = {}
+        for label, curves in self.curves.items():
+            means = resampled_means(getattr(curves, kind).T, self._resample_counts())     # [thresholds, resamples]
+            bands[label] = percentile_interval(means, CONFIDENCE).T
+        return bands
 
     def intervals(self) -> Dict[str, Dict[str, tuple]]:
         """``{label: {metric: (low, high)}}``: 95 % bootstrap intervals of the overall scores."""

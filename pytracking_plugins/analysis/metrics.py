@@ -1,4 +1,6 @@
-"""LaTOT's three scores (paper, section V-A), vectorised over whole benchmarks.
+"""LaTOT's three scores (paper, section V-A), vectorised over whole benchmarks, under the paper protocol (below) and
+the toolkit protocol (:func:`evaluate_toolkit_concatenated`: the LaSOT evaluation toolkit's rules, which made the
+paper's tables; the two side by side in :mod:`.protocol` and the README).
 
 Definitions, per sequence, then averaged over sequences (each sequence weighs the same):
 

@@ -3,7 +3,7 @@ import csv
 import io
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -86,6 +86,17 @@ def interval_note(evaluation: Evaluation) -> str:
                                                                   evaluation.bootstrap_seed))
 
 
+def dropped_lines(evaluation: Evaluation) -> List[str]:
+    """Toolkit protocol: per tracker, the sequences left out of a mean because that curve is 0 everywhere."""
+    names = {'precision': 'PR', 'norm_precision': 'NPR', 'success': 'SR'}
+    lines = []
+    for label, dropped in evaluation.dropped_sequences().items():
+        if any(dropped.values()):
+            lines.append('{}: sequences left out of the mean (curve 0 at every threshold, as the toolkit does): '
+                         '{}'.format(label, ', '.join('{} {}'.format(names[k], v) for k, v in dropped.items())))
+    return lines
+
+
 def repair_lines(evaluation: Evaluation) -> List[str]:
     from pytracking_plugins.analysis.scoring import repair_warning
     return [line for line in (repair_warning(label, summary) for label, summary in evaluation.repairs.items())
@@ -128,7 +139,7 @@ def print_summary(evaluation: Evaluation, attributes: bool = True, per_sequence:
     if len(evaluation.labels) > 1:
         parts += ['', 'Paired comparisons of neighbours in the SR ranking (same bootstrap resamples):',
                   comparison_table(evaluation)]
-    parts += repair_lines(evaluation)
+    parts += repair_lines(evaluation) + dropped_lines(evaluation)
     if attributes and evaluation.attributes:
         parts += ['', 'Success rate (SR) per attribute (Table V):', attribute_table(evaluation)]
         note = unavailable_note(evaluation)
@@ -199,9 +210,9 @@ def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], ou
         for metric in metric_names:
             lines += ['**{}**'.format(metric), '', _md_table(COMPARISON_HEADER, comparison_rows(evaluation, metric),
                                                               ['---', '--:', '--:', '--:']), '']
-    repaired = repair_lines(evaluation)
+    repaired = repair_lines(evaluation) + dropped_lines(evaluation)
     if repaired:
-        lines += ['### Repaired results', ''] + ['- ' + line for line in repaired] + ['']
+        lines += ['### Repaired results and left-out sequences', ''] + ['- ' + line for line in repaired] + ['']
 
     lines += ['## Plots', '']
     captions = {'precision': 'Precision plot (legend: PR at 5 px)',
@@ -310,9 +321,18 @@ def per_sequence_csv(evaluation: Evaluation) -> str:
     return buffer.getvalue()
 
 
-def write_json(evaluation: Evaluation, path: str) -> str:
-    """Every score as JSON at ``path`` (its folder must exist), written atomically; returns the path."""
-    return write_text(path, json.dumps(evaluation.to_dict(), indent=1, allow_nan=False) + '\n')
+def write_json(evaluation: Union[Evaluation, Sequence[Evaluation]], path: str) -> str:
+    """Every score as JSON at ``path`` (its folder must exist), written atomically; returns the path.
+
+    Several evaluations (one per protocol) are written as ``{"protocols": {"paper": ..., "toolkit": ...}}``."""
+    if isinstance(evaluation, Evaluation):
+        exported = evaluation.to_dict()
+    else:
+        names = [e.protocol.value for e in evaluation]
+        if len(set(names)) != len(names):
+            raise ValueError('write_json: one evaluation per protocol, got {}'.format(', '.join(names)))
+        exported = {'protocols': {e.protocol.value: e.to_dict() for e in evaluation}}
+    return write_text(path, json.dumps(exported, indent=1, allow_nan=False) + '\n')
 
 
 def write_report(evaluation: Evaluation, output_dir: str, plots: bool = True, title: Optional[str] = None,
