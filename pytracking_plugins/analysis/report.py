@@ -139,7 +139,7 @@ def print_summary(evaluation: Evaluation, attributes: bool = True, per_sequence:
     if len(evaluation.labels) > 1:
         parts += ['', 'Paired comparisons of neighbours in the SR ranking (same bootstrap resamples):',
                   comparison_table(evaluation)]
-    parts += repair_lines(evaluation) + dropped_lines(evaluation)
+    parts += dropped_lines(evaluation)     # the repairs were printed on stderr by evaluate(), and are in the report
     if attributes and evaluation.attributes:
         parts += ['', 'Success rate (SR) per attribute (Table V):', attribute_table(evaluation)]
         note = unavailable_note(evaluation)

@@ -138,12 +138,14 @@ def repair_summary(curves: metrics.Curves) -> Dict[str, int]:
 
 def repair_warning(label: str, summary: Dict[str, int]) -> Optional[str]:
     """One line per tracker whose results the toolkit protocol repaired (None when nothing was)."""
-    if not summary['frames_repaired'] and not summary['files_cut']:
-        return None
-    return ('Warning: {}: the toolkit protocol replaced {} prediction(s) in {} sequence(s) by the previous frame\'s '
-            '(NaN or width/height <= 0) and cut {} result file(s) longer than the annotation ({} line(s))'.format(
-                label, summary['frames_repaired'], summary['sequences_repaired'], summary['files_cut'],
-                summary['lines_cut']))
+    parts = []
+    if summary['frames_repaired']:
+        parts.append('replaced {} prediction(s) in {} sequence(s) by the previous frame\'s (NaN or width/height '
+                     '<= 0)'.format(summary['frames_repaired'], summary['sequences_repaired']))
+    if summary['files_cut']:
+        parts.append('cut {} result file(s) longer than the annotation ({} line(s))'.format(
+            summary['files_cut'], summary['lines_cut']))
+    return 'Warning: {}: the toolkit protocol {}'.format(label, ' and '.join(parts)) if parts else None
 
 
 def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves]):
