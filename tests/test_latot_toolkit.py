@@ -367,6 +367,14 @@ def test_paper_protocol_keeps_its_errors_and_its_numbers(layout, monkeypatch, tm
                                       verbose=False)
     assert paper_evaluation.scores() == evaluation.scores()
     assert toolkit_evaluation.scores()['Clean']['PR'] != evaluation.scores()['Clean']['PR']
+    # The repair counts come back from the cache with the curves.
+    first = latot.evaluate([layout['quirky']], 'latot_test', allow_missing=True, output_dir=cache_dir,
+                           protocol='toolkit', verbose=False)
+    cached = latot.evaluate([layout['quirky']], 'latot_test', allow_missing=True, output_dir=cache_dir,
+                            protocol='toolkit', verbose=False)
+    assert cached.repairs == first.repairs == {'Quirky': {'frames_repaired': 8, 'sequences_repaired': 4,
+                                                          'files_cut': 1, 'lines_cut': 2}}
+    assert cached.scores() == first.scores()
     with pytest.raises(ValueError, match="Unknown protocol 'matlab'"):
         latot.evaluate([layout['clean']], 'latot_test', allow_missing=True, protocol='matlab')
 
