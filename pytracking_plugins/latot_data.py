@@ -196,7 +196,7 @@ ABSENT_FILE_NAME = 'absent.txt'
 
 
 def absent_flag_paths(root: str, name: str) -> List[str]:
-    """Where a sequence's absent flags may be: the toolkit's ``<root>/absent/<seq>.txt``, ``<root>/<seq>/absent.txt``."""
+    """Where a sequence's absent flags may be: ``<root>/absent/<seq>.txt`` (the toolkit's), ``<root>/<seq>/absent.txt``."""
     return [os.path.join(root, ABSENT_DIR, '{}.txt'.format(name)), os.path.join(root, name, ABSENT_FILE_NAME)]
 
 

@@ -65,8 +65,8 @@ from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_S
 from pytracking_plugins.analysis.scoring import (cache_path, default_output_dir, default_report_name, evaluate,
                                                  save_cache)
 
-__all__ = ['evaluate', 'Evaluation', 'Protocol', 'ResultSource', 'ResultsError', 'folder_source', 'folder_sources_under',
-           'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
+__all__ = ['evaluate', 'Evaluation', 'Protocol', 'ResultSource', 'ResultsError', 'folder_source',
+           'folder_sources_under', 'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
            'plot_attributes', 'overall_table', 'attribute_table', 'markdown_report', 'default_output_dir',
            'default_report_name', 'protocol_description', 'METRICS', 'CACHE_FILE_NAME', 'main']
 
