@@ -7,6 +7,8 @@ Layout of the released dataset (and of :mod:`pytracking_plugins.synthetic`'s out
                                           absent from a frame is written 0,0,0,0 (or nan)
     <root>/<sequence>/attributes.txt      optional: the 12 attribute flags (format: latot_attributes)
     <root>/attributes.csv                 optional: the flags of many sequences in one table (same module)
+    <root>/absent/<sequence>.txt          optional: absent-target flags, one 0 / 1 per frame (the LaSOT
+                                          toolkit's layout); or <root>/<sequence>/absent.txt, the same format
 
 Both pytracking's evaluation dataset and ltr's training dataset read LaTOT through this module, so every format
 rule and every error message lives here once.
@@ -187,3 +189,37 @@ def image_size(frame_path: str) -> Tuple[int, int]:
             return image.size
     except OSError as error:
         raise LaTOTFormatError('Cannot read the image size of {}: {}'.format(frame_path, error)) from None
+
+
+ABSENT_DIR = 'absent'
+ABSENT_FILE_NAME = 'absent.txt'
+
+
+def absent_flag_paths(root: str, name: str) -> List[str]:
+    """Where a sequence's absent flags may be: ``<root>/absent/<seq>.txt`` (the toolkit's), ``<root>/<seq>/absent.txt``."""
+    return [os.path.join(root, ABSENT_DIR, '{}.txt'.format(name)), os.path.join(root, name, ABSENT_FILE_NAME)]
+
+
+def read_absent_flags(root: str, name: str, num_frames: int) -> Optional[np.ndarray]:
+    """A sequence's absent-target flags ([num_frames] bool, True: absent), or None when it has no flag file.
+
+    One ``0`` or ``1`` per frame, separated by newlines, commas or spaces. Both files may exist only if they agree.
+    """
+    flags = None
+    for path in absent_flag_paths(root, name):
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            values = [v for v in re.split(r'[,\s]+', f.read()) if v]
+        wrong = next((v for v in values if v not in ('0', '1')), None)
+        if wrong is not None:
+            raise LaTOTFormatError('{}: absent flags must be 0 or 1, got {!r}'.format(path, wrong))
+        if len(values) != num_frames:
+            raise LaTOTFormatError('{}: {} absent flags, but {} has {} boxes (one flag per frame is needed)'.format(
+                path, len(values), annotation_path(root, name), num_frames))
+        read = np.asarray([v == '1' for v in values], dtype=bool)
+        if flags is not None and not np.array_equal(flags, read):
+            raise LaTOTFormatError('LaTOT sequence {}: the absent flags of {} and {} differ; keep one'.format(
+                name, *absent_flag_paths(root, name)))
+        flags = read
+    return flags

@@ -187,13 +187,17 @@ def test_command_end_to_end(env, tmp_path):
         '--report-name', 'e2e', '--json', json_path], env.settings)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    # The ranked table, then Table V.
-    table = out[out.index('#  Tracker'):out.index('Success rate (SR) per attribute')].strip().splitlines()
+    # The ranked table, the intervals' note, the paired comparisons, then Table V.
+    table = out[out.index('#  Tracker'):out.index('± half the width')].strip().splitlines()
     assert table[0].split() == ['#', 'Tracker', 'PR', 'NPR', 'SR']
     rows = [line.split() for line in table[2:]]
+    comparisons = out[out.index('Paired comparisons'):out.index('Success rate (SR) per attribute')].splitlines()
+    assert comparisons[1].split()[:3] == ['Pair', 'Difference', '95%'] and len(comparisons) == 3 + 3 + 1
     assert [row[0] for row in rows] == ['1', '2', '3', '4']
     assert sorted(row[1] for row in rows) == ['Published', 'Spaces', 'Toy_000', 'Toy_001']
-    assert [float(row[4]) for row in rows] == sorted((float(row[4]) for row in rows), reverse=True)
+    # Each score is printed with half its 95 % interval: '0.413 ± 0.021'.
+    assert all(row[3] == row[6] == row[9] == '±' and len(row) == 11 for row in rows)
+    assert [float(row[8]) for row in rows] == sorted((float(row[8]) for row in rows), reverse=True)
     report_dir = os.path.join(env.settings['result_plot_path'], 'e2e')
     expected = ['precision_plot', 'norm_precision_plot', 'success_plot', 'attributes_plot']
     for stem in expected:

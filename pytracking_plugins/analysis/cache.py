@@ -8,7 +8,7 @@ protocol version, the sequences, the ground truth and the bytes of every result 
 
 Layout: ``format`` (the format number), ``keys`` (the fingerprints, least recently used first) and per entry ``i``
 the arrays ``entry<i>_precision`` [S, 51], ``entry<i>_norm_precision`` [S, 51], ``entry<i>_success`` [S, 21]
-(float64) and ``entry<i>_num_valid`` [S] (int64).
+(float64), ``entry<i>_num_valid``, ``entry<i>_repaired`` and ``entry<i>_cut_lines`` [S] (int64).
 """
 import os
 import re
@@ -22,12 +22,15 @@ from pytracking_plugins.analysis import metrics
 from pytracking_plugins.common.atomic_files import atomic_path
 
 CACHE_FILE_NAME = 'latot_eval_data.npz'
-CACHE_FORMAT = 2            # 1 was a pickle, which is never read any more
+CACHE_FORMAT = 3            # 1 was a pickle, which is never read any more; 2 had no repair counts
 MAX_ENTRIES = 200
 _KEY = re.compile(r'^[0-9a-f]{40}$')
 _CURVE_COLUMNS = {'precision': len(metrics.PRECISION_THRESHOLDS),
                   'norm_precision': len(metrics.NORM_PRECISION_THRESHOLDS),
                   'success': len(metrics.SUCCESS_THRESHOLDS)}
+
+
+_COUNT_FIELDS = ('num_valid', 'repaired', 'cut_lines')
 
 
 class InvalidCache(ValueError):
@@ -59,8 +62,11 @@ def _read_entries(path: str) -> Dict[str, metrics.Curves]:
             for index, key in enumerate(keys.tolist()):
                 arrays = {field: archive[_member(index, field)] for field in metrics.Curves._fields}
                 num_valid = arrays['num_valid']
-                if num_valid.ndim != 1 or num_valid.dtype != np.int64 or np.any(num_valid < 0):
-                    raise InvalidCache('entry {}: bad num_valid'.format(index))
+                for field in _COUNT_FIELDS:
+                    count = arrays[field]
+                    if count.ndim != 1 or count.dtype != np.int64 or np.any(count < 0) \
+                            or len(count) != len(num_valid):
+                        raise InvalidCache('entry {}: bad {}'.format(index, field))
                 for field, columns in _CURVE_COLUMNS.items():
                     if arrays[field].dtype != np.float64 or arrays[field].shape != (len(num_valid), columns):
                         raise InvalidCache('entry {}: bad {} array'.format(index, field))
@@ -115,7 +121,7 @@ class CurveCache:
         arrays = {'format': np.array([CACHE_FORMAT], dtype=np.int64), 'keys': np.array(keys, dtype='<U40')}
         for index, key in enumerate(keys):
             for field, value in self.entries[key]._asdict().items():
-                arrays[_member(index, field)] = np.asarray(value, dtype=np.int64 if field == 'num_valid'
+                arrays[_member(index, field)] = np.asarray(value, dtype=np.int64 if field in _COUNT_FIELDS
                                                            else np.float64)
         with atomic_path(self.path) as temporary:
             with open(temporary, 'wb') as f:

@@ -24,6 +24,14 @@ class DatasetView(NamedTuple):
     name: str
     sequences: list           # pytracking Sequence objects
     attributes: Dict[str, AttributeInfo]
+    absent: Optional[Dict[str, Any]] = None   # LaTOT: {sequence: absent flags or None}; else from target_visible
+
+
+def latot_absent_flags(dataset, sequences) -> Dict[str, Any]:
+    """The absent flags of a LaTOTDataset's sequences (None: the sequence has no flag file)."""
+    from pytracking_plugins import latot_data
+    return {s.name: latot_data.read_absent_flags(dataset.base_path, s.name, len(s.ground_truth_rect))
+            for s in sequences}
 
 
 def latot_attribute_infos(dataset) -> Dict[str, AttributeInfo]:
@@ -85,8 +93,10 @@ def load_dataset_view(dataset: Union[str, Any], **dataset_kwargs) -> DatasetView
         name = sequences[0].dataset if sequences else 'dataset'
     names = [s.name for s in sequences]
     attributes: Dict[str, AttributeInfo] = {}
+    absent = None
     if isinstance(dataset_object, LaTOTDataset):
         attributes = latot_attribute_infos(dataset_object)
+        absent = latot_absent_flags(dataset_object, sequences)
     elif isinstance(dataset_object, BaseDataset) and isinstance(dataset, str):
         attributes = pytracking_attribute_infos(dataset, dataset_object, names)
-    return DatasetView(name, sequences, attributes)
+    return DatasetView(name, sequences, attributes, absent)

@@ -1,23 +1,31 @@
 """The result of an evaluation: every tracker's per-sequence curves, the scores derived from them, and its JSON."""
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Union
 
 import numpy as np
 
 from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.datasets import AttributeInfo
-from pytracking_plugins.analysis.protocol import METRICS, protocol_description
+from pytracking_plugins.analysis.protocol import Protocol, protocol_description
+from pytracking_plugins.analysis.uncertainty import (CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED, PairedComparison,
+                                                     Uncertainty, percentile_interval, resample_counts,
+                                                     resampled_means)
 
 
 class Evaluation:
     """Per-sequence curves of every tracker on the evaluated sequences, and every score derived from them.
 
-    ``curves[label]`` is a :class:`metrics.Curves`; sequences without a valid frame have NaN rows and are left out
-    of every average.
+    ``curves[label]`` is a :class:`metrics.Curves`; sequences without a score (paper: no valid frame; toolkit: a
+    curve 0 at every threshold) have NaN rows and are left out of every average. ``protocol`` made them;
+    ``repairs`` (toolkit protocol) counts per tracker what was repaired in its results; the confidence intervals
+    and paired comparisons come from one bootstrap (``bootstrap_resamples``, ``bootstrap_seed``).
     """
 
     def __init__(self, dataset_name: str, sequences: List[str], num_frames: np.ndarray, num_valid: np.ndarray,
                  trackers: List[Dict], curves: Dict[str, metrics.Curves], attributes: Dict[str, AttributeInfo],
-                 skipped_sequences: Dict[str, List[str]], categories: Optional[List[Optional[str]]] = None):
+                 skipped_sequences: Dict[str, List[str]], categories: Optional[List[Optional[str]]] = None,
+                 protocol: Union[str, Protocol] = Protocol.PAPER, repairs: Optional[Dict[str, Dict]] = None,
+                 frame_counts: Optional[Dict[str, int]] = None, bootstrap_resamples: int = DEFAULT_RESAMPLES,
+                 bootstrap_seed: int = DEFAULT_SEED):
         self.dataset_name = dataset_name
         self.sequences = sequences
         self.num_frames = num_frames
@@ -30,10 +38,17 @@ class Evaluation:
         self.categories = categories or [None] * len(sequences)
         self._index = {name: i for i, name in enumerate(sequences)}
         self._members = {short: frozenset(info.members) for short, info in attributes.items() if info.available}
+        self.protocol = Protocol.parse(protocol)
+        self.metrics = self.protocol.metrics
+        self.repairs = repairs or {}
+        self.frame_counts = frame_counts or {}
+        self.bootstrap_resamples = bootstrap_resamples
+        self.bootstrap_seed = bootstrap_seed
+        self._uncertainty: Dict[str, Uncertainty] = {}
 
     # scores ------------------------------------------------------------------------------------------------------
     def sequence_scores(self, label: str) -> metrics.Scores:
-        return metrics.scores_from_curves(self.curves[label])
+        return self.protocol.scores(self.curves[label])
 
     def _mask(self, sequence_names: Optional[Iterable[str]]) -> np.ndarray:
         if sequence_names is None:
@@ -48,8 +63,48 @@ class Evaluation:
         result = {}
         for label in self.labels:
             per_sequence = self.sequence_scores(label)
-            result[label] = {m: float(metrics.average(getattr(per_sequence, m)[mask])) for m in METRICS}
+            result[label] = {m: float(metrics.average(getattr(per_sequence, m)[mask])) for m in self.metrics}
         return result
+
+    # uncertainty -------------------------------------------------------------------------------------------------
+    def uncertainty(self, metric: str) -> Uncertainty:
+        """The bootstrap of ``metric`` over the evaluated sequences (one resample matrix for every tracker)."""
+        if metric not in self._uncertainty:
+            values = np.stack([getattr(self.sequence_scores(label), metric) for label in self.labels])
+            self._uncertainty[metric] = Uncertainty(self.labels, values, self._resample_counts())
+        return self._uncertainty[metric]
+
+    def _resample_counts(self) -> np.ndarray:
+        if not hasattr(self, '_counts'):
+            self._counts = resample_counts(len(self.sequences), self.bootstrap_resamples, self.bootstrap_seed)
+        return self._counts
+
+    def curve_bands(self, kind: str) -> Dict[str, np.ndarray]:
+        """``{label: [2, thresholds]}``: the 95 % bootstrap band of each tracker's mean ``kind`` curve (the plots'
+        shading), from the same resamples as the intervals."""
+        bands = {}
+        for label, curves in self.curves.items():
+            means = resampled_means(getattr(curves, kind).T, self._resample_counts())     # [thresholds, resamples]
+            bands[label] = percentile_interval(means, CONFIDENCE).T
+        return bands
+
+    def intervals(self) -> Dict[str, Dict[str, tuple]]:
+        """``{label: {metric: (low, high)}}``: 95 % bootstrap intervals of the overall scores."""
+        per_metric = {m: self.uncertainty(m).intervals() for m in self.metrics}
+        return {label: {m: per_metric[m][label] for m in self.metrics} for label in self.labels}
+
+    def paired_comparisons(self, metric: str = 'SR', adjacent: bool = False) -> List[PairedComparison]:
+        """Every pair of trackers (in tracker order) or, with ``adjacent``, each tracker against the next in the
+        ``metric`` ranking."""
+        if adjacent:
+            ranking = self.ranking(metric)
+            return [self.uncertainty(metric).compare(a, b) for a, b in zip(ranking, ranking[1:])]
+        return self.uncertainty(metric).all_pairs()
+
+    def bootstrap_description(self) -> Dict:
+        return {'method': 'percentile bootstrap over sequences, one resample matrix shared by every tracker '
+                          '(paired comparisons use the same resamples)',
+                'resamples': self.bootstrap_resamples, 'seed': self.bootstrap_seed, 'confidence': CONFIDENCE}
 
     def mean_curves(self, sequence_names: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, np.ndarray]]:
         """``{label: {'precision', 'norm_precision', 'success'}}``: the curves averaged over sequences."""
@@ -67,6 +122,13 @@ class Evaluation:
 
     def scored_sequences(self) -> int:
         return int(np.sum(self.num_valid > 0))
+
+    def dropped_sequences(self) -> Dict[str, Dict[str, int]]:
+        """Toolkit protocol: ``{label: {curve: sequences left out of its mean}}`` (a curve 0 at every threshold)."""
+        if self.protocol is not Protocol.TOOLKIT:
+            return {}
+        return {label: {kind: int(np.sum(np.isnan(getattr(c, kind)[:, 0])))
+                        for kind in ('precision', 'norm_precision', 'success')} for label, c in self.curves.items()}
 
     def attribute_scores(self) -> Dict[str, Dict[str, Dict[str, float]]]:
         """``{attribute: {label: scores}}`` for available attributes with at least one evaluated sequence."""
@@ -93,16 +155,30 @@ class Evaluation:
         attribute_scores = self.attribute_scores()
         counts = self.attribute_counts()
         per_sequence = {label: self.sequence_scores(label) for label in self.labels}
+        intervals = self.intervals()
+
+        def pair(c: PairedComparison) -> Dict:
+            return {'a': c.a, 'b': c.b, 'difference': number(c.difference),
+                    'interval': [number(c.interval[0]), number(c.interval[1])],
+                    'wins_a': c.wins_a, 'wins_b': c.wins_b, 'ties': c.ties}
+
         return {
-            'protocol': protocol_description(),
+            'protocol': protocol_description(self.protocol),
             'dataset': {'name': self.dataset_name, 'num_sequences': len(self.sequences),
                         'num_scored_sequences': self.scored_sequences(),
                         'num_frames': int(self.num_frames.sum()), 'num_valid_frames': int(self.num_valid.sum()),
                         'skipped_sequences': self.skipped_sequences},
             'trackers': self.trackers,
-            'ranking': {m: self.ranking(m) for m in METRICS},
-            'overall': {label: dict({m: number(overall[label][m]) for m in METRICS},
+            'ranking': {m: self.ranking(m) for m in self.metrics},
+            'overall': {label: dict({m: number(overall[label][m]) for m in self.metrics},
                                     rank=ranking.index(label) + 1) for label in self.labels},
+            'bootstrap': self.bootstrap_description(),
+            'confidence_intervals': {label: {m: [number(v) for v in intervals[label][m]] for m in self.metrics}
+                                     for label in self.labels},
+            'paired_comparisons': {m: [pair(c) for c in self.paired_comparisons(m)] for m in self.metrics},
+            'repairs': self.repairs,
+            'frame_counts': self.frame_counts,
+            'dropped_sequences': self.dropped_sequences(),
             'curves': {label: {'precision': [number(v) for v in c['precision']],
                                'norm_precision': [number(v) for v in c['norm_precision']],
                                'success': [number(v) for v in c['success']]} for label, c in curves.items()},
@@ -115,7 +191,7 @@ class Evaluation:
             'per_sequence': {
                 name: {'category': self.categories[i], 'num_frames': int(self.num_frames[i]),
                        'num_valid_frames': int(self.num_valid[i]), 'attributes': self.sequence_attributes(name),
-                       'scores': {label: {m: number(getattr(per_sequence[label], m)[i]) for m in METRICS}
+                       'scores': {label: {m: number(getattr(per_sequence[label], m)[i]) for m in self.metrics}
                                   for label in self.labels}}
                 for i, name in enumerate(self.sequences)},
         }

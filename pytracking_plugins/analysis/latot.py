@@ -30,6 +30,12 @@ pickle). The scores are printed before any file is written, so a write failure (
 them; it ends in one line naming the folder, and exit status 1. Every file is written to a temporary name first and
 renamed when complete. ``--json`` needs an existing folder, unless it lies inside the output folder.
 
+``--protocol paper`` (default) scores by the paper's text; ``--protocol toolkit`` by the LaSOT evaluation toolkit's
+semantics, which made the paper's tables (:mod:`.protocol`; README, "Two protocols"); ``--protocol both`` prints
+both, writes one JSON with both (``{"protocols": {"paper": ..., "toolkit": ...}}``) and the toolkit's report into
+``toolkit_protocol/``. Every score carries a 95 % bootstrap interval, and neighbouring trackers a paired
+comparison (:mod:`.uncertainty`).
+
 Metric definitions and frame rules: :mod:`pytracking_plugins.analysis.metrics`. Result folders:
 :mod:`pytracking_plugins.analysis.results`. Attributes: :mod:`pytracking_plugins.latot_attributes`. Dataset
 statistics (Table I, tiny criterion): :mod:`pytracking_plugins.analysis.stats`.
@@ -50,16 +56,17 @@ from pytracking_plugins import latot_attributes, latot_data
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves
-from pytracking_plugins.analysis.protocol import METRICS, protocol_description
+from pytracking_plugins.analysis.protocol import METRICS, Protocol, protocol_description
 from pytracking_plugins.analysis.report import (attribute_table, markdown_report, overall_table, print_summary,
                                                 write_json, write_report)
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, folder_source, folder_sources_under,
                                                  parse_run_ids, pytracking_sources)
+from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
 from pytracking_plugins.analysis.scoring import (cache_path, default_output_dir, default_report_name, evaluate,
                                                  save_cache)
 
-__all__ = ['evaluate', 'Evaluation', 'ResultSource', 'ResultsError', 'folder_source', 'folder_sources_under',
-           'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
+__all__ = ['evaluate', 'Evaluation', 'Protocol', 'ResultSource', 'ResultsError', 'folder_source',
+           'folder_sources_under', 'pytracking_sources', 'print_summary', 'write_report', 'write_json', 'plot_all', 'plot_curves',
            'plot_attributes', 'overall_table', 'attribute_table', 'markdown_report', 'default_output_dir',
            'default_report_name', 'protocol_description', 'METRICS', 'CACHE_FILE_NAME', 'main']
 
@@ -120,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument('--merge-runs', action='store_true',
                        help="average the runs of a pytracking tracker (pytracking's merge_results)")
 
+    group = parser.add_argument_group('protocol')
+    group.add_argument('--protocol', choices=[p.value for p in Protocol] + ['both'], default=Protocol.PAPER.value,
+                       help="paper (default): the paper's definitions (NPR: area under the curve; invalid and absent "
+                            "frames excluded); toolkit: the LaSOT evaluation toolkit's semantics, which made the "
+                            "paper's tables (NPR at 0.20, absent frames as failures, results repaired; NPR_AUC too); "
+                            "both: both tables, one JSON holding both, the toolkit's report in "
+                            "<output>/toolkit_protocol/")
+    group.add_argument('--bootstrap-resamples', type=int, default=DEFAULT_RESAMPLES, metavar='N',
+                       help='resamples of the confidence intervals (default %(default)s)')
+    group.add_argument('--bootstrap-seed', type=int, default=DEFAULT_SEED, metavar='SEED',
+                       help='seed of the bootstrap (default %(default)s)')
+
     group = parser.add_argument_group('dataset')
     group.add_argument('--dataset', default='latot_test',
                        help="pytracking dataset name: latot_test (default), latot, latot_train, or any other")
@@ -164,27 +183,35 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _write_outputs(args: argparse.Namespace, evaluation: Evaluation, output_dir: str, cache: CurveCache,
-                   summary: str) -> int:
-    """Writes the JSON, the report and the cache (after the scores were printed); 1 if a requested file failed."""
+TOOLKIT_REPORT_FOLDER = 'toolkit_protocol'
+
+
+def _write_outputs(args: argparse.Namespace, evaluations: List[Evaluation], output_dir: str, cache: CurveCache,
+                   summaries: List[str]) -> int:
+    """Writes the JSON, the report and the cache (after the scores were printed); 1 if a requested file failed.
+
+    With both protocols the JSON holds both, and the toolkit protocol's report goes into ``toolkit_protocol/``."""
     written, failures = [], []
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         try:
             if _inside(folder, output_dir):
                 os.makedirs(folder, exist_ok=True)
-            written.append(write_json(evaluation, args.json))
+            written.append(write_json(evaluations if len(evaluations) > 1 else evaluations[0], args.json))
         except OSError as error:
             failures.append('cannot write {} into {}: {}'.format(os.path.basename(args.json), folder, _reason(error)))
     report_failed = False
     if not args.no_report:
-        try:
-            os.makedirs(output_dir, exist_ok=True)
-            written += write_report(evaluation, output_dir, plots=not args.no_plots, title=args.title,
-                                    summary=summary)
-        except OSError as error:
-            report_failed = True
-            failures.append('cannot write the report into {}: {}'.format(output_dir, _reason(error)))
+        for index, (evaluation, summary) in enumerate(zip(evaluations, summaries)):
+            folder = output_dir if index == 0 else os.path.join(output_dir, TOOLKIT_REPORT_FOLDER)
+            try:
+                os.makedirs(folder, exist_ok=True)
+                written += write_report(evaluation, folder, plots=not args.no_plots, title=args.title,
+                                        summary=summary)
+            except OSError as error:
+                report_failed = True
+                failures.append('cannot write the report into {}: {}'.format(folder, _reason(error)))
+                break
     if not report_failed:       # a failed report has already named the folder
         save_cache(cache)
     if written:
@@ -208,6 +235,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dataset_kwargs['root'] = args.latot_path
         if args.allow_missing_sequences:
             dataset_kwargs['allow_missing'] = True
+    if args.bootstrap_resamples < 1:
+        parser.error('argument --bootstrap-resamples: give at least 1')
     report_name = args.report_name or default_report_name(args.dataset)
     try:
         output_dir = args.output_dir or default_output_dir(report_name)
@@ -217,14 +246,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 parser.error('argument --json: the folder {} does not exist; create it first (only folders inside '
                              'the output folder {} are created)'.format(folder, output_dir))
         cache = CurveCache.load(cache_path(output_dir))
-        evaluation = evaluate(_sources(args.sources), args.dataset, report_name=report_name, output_dir=output_dir,
-                              skip_missing=args.skip_missing, merge_runs=args.merge_runs,
-                              force_evaluation=args.force, cache=cache, **dataset_kwargs)
+        protocols = [p.value for p in Protocol] if args.protocol == 'both' else [args.protocol]
+        sources = _sources(args.sources)
+        evaluations = [evaluate(sources, args.dataset, report_name=report_name, output_dir=output_dir,
+                                skip_missing=args.skip_missing, merge_runs=args.merge_runs,
+                                force_evaluation=args.force, cache=cache, protocol=protocol,
+                                bootstrap_resamples=args.bootstrap_resamples, bootstrap_seed=args.bootstrap_seed,
+                                verbose=index == 0 or protocol != 'paper', **dataset_kwargs)
+                       for index, protocol in enumerate(protocols)]
     except (ResultsError, latot_data.LaTOTFormatError, latot_attributes.AttributeFormatError, ValueError) as error:
         print('error: {}'.format(error), file=sys.stderr)
         return 2
-    summary = print_summary(evaluation, per_sequence=args.per_sequence)
-    return _write_outputs(args, evaluation, output_dir, cache, summary)
+    summaries = []
+    for index, evaluation in enumerate(evaluations):
+        if index:
+            print()
+        summaries.append(print_summary(evaluation, per_sequence=args.per_sequence))
+    return _write_outputs(args, evaluations, output_dir, cache, summaries)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-"""LaTOT's three scores (paper, section V-A), vectorised over whole benchmarks.
+"""LaTOT's three scores (paper, section V-A), vectorised over whole benchmarks, under the paper protocol (below) and
+the toolkit protocol (:func:`evaluate_toolkit_concatenated`: the LaSOT evaluation toolkit's rules, which made the
+paper's tables; the two side by side in :mod:`.protocol` and the README).
 
 Definitions, per sequence, then averaged over sequences (each sequence weighs the same):
 
@@ -64,6 +66,11 @@ NORM_PRECISION_THRESHOLDS = np.arange(51, dtype=np.float64) / 100.0    # 0, 0.01
 SUCCESS_THRESHOLDS = np.arange(21, dtype=np.float64) / 20.0            # 0, 0.05, ..., 1
 PR_INDEX = int(np.flatnonzero(PRECISION_THRESHOLDS == PR_THRESHOLD)[0])
 TOLERANCE = 1e-9
+# The toolkit protocol ranks normalised precision at 0.20: rank index 21 of 0:0.01:0.5, as the LaTOT authors
+# answered (ZYB0726/MKDNet issue #7).
+TOOLKIT_NPR_THRESHOLD = 0.20
+TOOLKIT_NPR_INDEX = int(np.flatnonzero(NORM_PRECISION_THRESHOLDS == TOOLKIT_NPR_THRESHOLD)[0])
+TOOLKIT_EPS = float(np.finfo(np.float64).eps)    # plot_draw_save: a sequence's curve must sum to more than eps
 
 
 class Curves(NamedTuple):
@@ -71,13 +78,16 @@ class Curves(NamedTuple):
     precision: np.ndarray         # [S, 51] centre error <= PRECISION_THRESHOLDS (px)
     norm_precision: np.ndarray    # [S, 51] normalised centre error <= NORM_PRECISION_THRESHOLDS
     success: np.ndarray           # [S, 21] IoU > SUCCESS_THRESHOLDS
-    num_valid: np.ndarray         # [S] valid frames per sequence
+    num_valid: np.ndarray         # [S] frames in each sequence's denominator (paper: valid frames; toolkit: all)
+    repaired: np.ndarray          # [S] predictions the toolkit protocol replaced (paper protocol: 0)
+    cut_lines: np.ndarray         # [S] result lines beyond the annotation the toolkit protocol cut (paper: 0)
 
 
 class Scores(NamedTuple):
     PR: np.ndarray
     NPR: np.ndarray
     SR: np.ndarray
+    NPR_AUC: Optional[np.ndarray] = None     # toolkit protocol: the normalised precision's area (its NPR: at 0.20)
 
 
 def valid_ground_truth(gt: np.ndarray, visible: Optional[np.ndarray] = None) -> np.ndarray:
@@ -132,6 +142,35 @@ def _per_sequence_counts(bins: np.ndarray, sequence_ids: np.ndarray, num_sequenc
     return flat.reshape(num_sequences, num_bins)
 
 
+def _curves(centre: np.ndarray, normalised: np.ndarray, iou: np.ndarray, sequence_ids: np.ndarray,
+            num_sequences: int, denominator: np.ndarray):
+    """(precision, norm_precision, success) curves of the counted frames (``sequence_ids`` says whose each is),
+    as shares of ``denominator`` frames per sequence (NaN rows where it is 0)."""
+    # Each frame falls in one bin: the first threshold it meets (precision) or the number of thresholds it beats
+    # (success). Per-sequence histograms of the bins, accumulated, are the curves: O(frames), no loops.
+    def precision_curve(errors, thresholds):
+        first_met = np.searchsorted(thresholds, errors - TOLERANCE, side='left')
+        counts = _per_sequence_counts(first_met, sequence_ids, num_sequences, len(thresholds) + 1)
+        return np.cumsum(counts, axis=1)[:, :-1]
+
+    beaten = np.searchsorted(SUCCESS_THRESHOLDS, iou - TOLERANCE, side='left')
+    counts = _per_sequence_counts(beaten, sequence_ids, num_sequences, len(SUCCESS_THRESHOLDS) + 1)
+    counted = np.bincount(sequence_ids, minlength=num_sequences)
+    success = counted[:, None] - np.cumsum(counts, axis=1)[:, :-1]
+    with np.errstate(invalid='ignore', divide='ignore'):
+        share = np.where(denominator > 0, denominator, np.nan)[:, None]
+        return (precision_curve(centre, PRECISION_THRESHOLDS) / share,
+                precision_curve(normalised, NORM_PRECISION_THRESHOLDS) / share, success / share)
+
+
+def _check_shapes(pred: np.ndarray, gt: np.ndarray, lengths: np.ndarray) -> None:
+    if pred.shape != gt.shape or pred.ndim != 2 or pred.shape[1] != 4 or lengths.sum() != len(gt):
+        raise ValueError('predictions {} and ground truth {} must both be [sum(lengths) = {}, 4]'.format(
+            pred.shape, gt.shape, int(lengths.sum())))
+    if np.any(lengths <= 0):
+        raise ValueError('every sequence needs at least one frame')
+
+
 def evaluate_concatenated(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, lengths: Sequence[int]) -> Curves:
     """Curves of many sequences whose frames are concatenated (``lengths`` frames each), in one vectorised pass.
 
@@ -140,36 +179,75 @@ def evaluate_concatenated(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, l
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.int64)
-    if pred.shape != gt.shape or pred.ndim != 2 or pred.shape[1] != 4 or lengths.sum() != len(gt):
-        raise ValueError('predictions {} and ground truth {} must both be [sum(lengths) = {}, 4]'.format(
-            pred.shape, gt.shape, int(lengths.sum())))
-    if np.any(lengths <= 0):
-        raise ValueError('every sequence needs at least one frame')
+    _check_shapes(pred, gt, lengths)
     check_predictions(pred)
     num_sequences = len(lengths)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     centre, normalised, iou = frame_errors(_prepare(pred, gt, starts), gt)
-
     sequence_ids = np.repeat(np.arange(num_sequences), lengths)[valid]
-    centre, normalised, iou = centre[valid], normalised[valid], iou[valid]
     num_valid = np.bincount(sequence_ids, minlength=num_sequences)
+    precision, norm_precision, success = _curves(centre[valid], normalised[valid], iou[valid], sequence_ids,
+                                                 num_sequences, num_valid)
+    none = np.zeros(num_sequences, dtype=np.int64)
+    return Curves(precision, norm_precision, success, num_valid, none, none.copy())
 
-    # Each valid frame falls in one bin: the first threshold it meets (precision) or the number of thresholds it
-    # beats (success). Per-sequence histograms of the bins, accumulated, are the curves: O(frames), no loops.
-    def precision_curve(errors, thresholds):
-        first_met = np.searchsorted(thresholds, errors - TOLERANCE, side='left')
-        counts = _per_sequence_counts(first_met, sequence_ids, num_sequences, len(thresholds) + 1)
-        return np.cumsum(counts, axis=1)[:, :-1]
 
-    beaten = np.searchsorted(SUCCESS_THRESHOLDS, iou - TOLERANCE, side='left')
-    counts = _per_sequence_counts(beaten, sequence_ids, num_sequences, len(SUCCESS_THRESHOLDS) + 1)
-    success = num_valid[:, None] - np.cumsum(counts, axis=1)[:, :-1]
+# The LaSOT evaluation toolkit's semantics ---------------------------------------------------------------------------
 
-    with np.errstate(invalid='ignore', divide='ignore'):
-        denominator = np.where(num_valid > 0, num_valid, np.nan)[:, None]
-        return Curves(precision=precision_curve(centre, PRECISION_THRESHOLDS) / denominator,
-                      norm_precision=precision_curve(normalised, NORM_PRECISION_THRESHOLDS) / denominator,
-                      success=success / denominator, num_valid=num_valid)
+def toolkit_bad_predictions(pred: np.ndarray, gt: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Frames whose prediction the toolkit replaces by the previous frame's: any NaN, or width or height <= 0, on a
+    frame (not a sequence's first) whose ground truth has no NaN (``calc_seq_err_robust``)."""
+    with np.errstate(invalid='ignore'):
+        bad = np.isnan(pred).any(axis=1) | (pred[:, 2] <= 0) | (pred[:, 3] <= 0)
+    bad &= ~np.isnan(gt).any(axis=1)
+    bad[starts] = False
+    return bad
+
+
+def evaluate_toolkit_concatenated(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray,
+                                  lengths: Sequence[int]) -> Curves:
+    """Curves of concatenated sequences as the LaSOT evaluation toolkit computes them (``utils/eval_tracker.m``,
+    ``utils/calc_seq_err_robust.m``, ``utils/plot_draw_save.m``), with LaTOT's thresholds:
+
+    - a bad prediction (:func:`toolkit_bad_predictions`) takes the previous frame's prediction, in frame order and
+      *before* the first frame is replaced by the ground truth (frame 2 may inherit the raw first line);
+    - frames flagged absent are left out of the numerator; the denominator is every annotation row;
+    - ground truth that is not all-positive (``x, y, w, h > 0``; NaN is not): centre errors -1 (a success at every
+      precision threshold), overlap -1 (a failure at every success threshold);
+    - a NaN error or overlap (a NaN prediction inherited from the first line) is a failure;
+    - a sequence whose curve is 0 at every threshold gets a NaN row for that curve (left out of that tracker's
+      mean, as ``plot_draw_save`` drops it).
+
+    ``repaired`` counts the replaced predictions per sequence (``cut_lines`` is the caller's: 0 here).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    absent = np.asarray(absent, dtype=bool)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    _check_shapes(pred, gt, lengths)
+    if absent.shape != (len(gt),):
+        raise ValueError('{} absent flags for {} frames'.format(absent.shape, len(gt)))
+    num_sequences = len(lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    sequence_of_frame = np.repeat(np.arange(num_sequences), lengths)
+    bad = toolkit_bad_predictions(pred, gt, starts)
+    last_good = np.maximum.accumulate(np.where(~bad, np.arange(len(pred)), 0))
+    pred = pred[last_good]
+    pred[starts] = gt[starts]
+    with np.errstate(invalid='ignore'):
+        centre, normalised, iou = frame_errors(pred, gt)
+        gt_positive = np.all(gt > 0, axis=1)
+    centre[~gt_positive] = -1.0
+    normalised[~gt_positive] = -1.0
+    iou[~gt_positive | np.isnan(iou)] = -1.0
+    counted = ~absent
+    precision, norm_precision, success = _curves(centre[counted], normalised[counted], iou[counted],
+                                                 sequence_of_frame[counted], num_sequences, lengths)
+    for curve in (precision, norm_precision, success):
+        curve[~(curve.sum(axis=1) > TOOLKIT_EPS)] = np.nan
+    return Curves(precision, norm_precision, success, lengths.copy(),
+                  np.bincount(sequence_of_frame[bad], minlength=num_sequences).astype(np.int64),
+                  np.zeros(num_sequences, dtype=np.int64))
 
 
 def evaluate_sequences(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
@@ -195,6 +273,12 @@ def scores_from_curves(curves: Curves) -> Scores:
                   SR=curves.success.mean(axis=1))
 
 
+def toolkit_scores_from_curves(curves: Curves) -> Scores:
+    """The toolkit protocol's per-sequence scores: PR at 5 px, NPR at 0.20, SR and NPR_AUC the curves' means."""
+    return Scores(PR=curves.precision[:, PR_INDEX], NPR=curves.norm_precision[:, TOOLKIT_NPR_INDEX],
+                  SR=curves.success.mean(axis=1), NPR_AUC=curves.norm_precision.mean(axis=1))
+
+
 def average(values: np.ndarray, axis: int = 0) -> np.ndarray:
     """Mean over sequences, leaving out sequences without a score (NaN); NaN when none has one."""
     values = np.asarray(values, dtype=np.float64)
@@ -210,5 +294,6 @@ def sequence_scores(pred: np.ndarray, gt: np.ndarray, visible: Optional[np.ndarr
 
 __all__: List[str] = ['PR_THRESHOLD', 'PRECISION_THRESHOLDS', 'NORM_PRECISION_THRESHOLDS', 'SUCCESS_THRESHOLDS',
                       'TOLERANCE', 'Curves', 'Scores', 'valid_ground_truth', 'check_predictions', 'frame_errors',
-                      'evaluate_concatenated', 'evaluate_sequences', 'scores_from_curves', 'average',
-                      'sequence_scores']
+                      'evaluate_concatenated', 'evaluate_toolkit_concatenated', 'toolkit_bad_predictions',
+                      'evaluate_sequences', 'scores_from_curves', 'toolkit_scores_from_curves', 'average',
+                      'sequence_scores', 'TOOLKIT_NPR_THRESHOLD', 'TOOLKIT_NPR_INDEX']

@@ -1,6 +1,7 @@
 """Plots in the paper's style (Fig. 7, OTB / LaSOT-toolkit look): one line per tracker, the legend ranked by the
 plot's own score and showing it (``[0.631] MKDNet``), PNG for reports and PDF for papers. A tracker keeps one
-colour and line style in every plot of a report (assigned by its overall SR rank), so it is easy to follow.
+colour and line style in every plot of a report (assigned by its overall SR rank), so it is easy to follow. With
+up to six trackers each curve is shaded with its 95 % bootstrap band over sequences; titles name the protocol.
 
 Figures are built with matplotlib's object API (no pyplot, no global rcParams changed), so plotting never opens
 a window nor alters the caller's matplotlib state, and works on machines without a display.
@@ -21,6 +22,7 @@ _COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#
             '#808000', '#800000', '#469990']
 _LINE_STYLES = ['-', '--', ':']
 FORMATS = ('png', 'pdf')
+MAX_BANDS = 6
 
 PLOTS = {
     'precision': dict(metric='PR', thresholds=metrics.PRECISION_THRESHOLDS, title='Precision plots of OPE on {}',
@@ -88,20 +90,28 @@ def plot_curves(evaluation: Evaluation, kind: str, output_dir: str, title: Optio
     figure = Figure(figsize=(6.4, 4.8) if len(ranking) <= 12 else (8.6, 4.8))
     axes = figure.add_subplot(111)
     handles, texts = [], []
+    # A few trackers' curves get their 95 % bootstrap band (over sequences); more would hide each other.
+    bands = evaluation.curve_bands(kind) if sequence_names is None and len(ranking) <= MAX_BANDS else {}
     for rank, label in enumerate(ranking):
         # The best trackers' lines lie on top.
         zorder = len(ranking) - rank + 2
+        if label in bands:
+            axes.fill_between(thresholds, bands[label][0], bands[label][1], color=styles[label]['color'],
+                              alpha=0.15, linewidth=0, zorder=zorder - 0.5)
         line, = axes.plot(thresholds, curves[label][kind], linewidth=2.0 if rank < 3 else 1.5, zorder=zorder,
                           **styles[label])
         handles.append(line)
         texts.append('[{:.3f}] {}'.format(scores[label][spec['metric']], label))
     if kind == 'precision':
         axes.axvline(metrics.PR_THRESHOLD, color='grey', linewidth=0.8, linestyle='--', zorder=1)
+    if kind == 'norm_precision' and evaluation.protocol.value == 'toolkit':
+        axes.axvline(metrics.TOOLKIT_NPR_THRESHOLD, color='grey', linewidth=0.8, linestyle='--', zorder=1)
     axes.set_xlim(thresholds[0], thresholds[-1])
     axes.set_ylim(0.0, 1.0)
     axes.set_xlabel(spec['xlabel'])
     axes.set_ylabel(spec['ylabel'])
-    axes.set_title(title or spec['title'].format(dataset_title(evaluation.dataset_name)), fontweight='bold')
+    axes.set_title(title or '{} ({} protocol)'.format(spec['title'].format(dataset_title(evaluation.dataset_name)),
+                                                      evaluation.protocol.value), fontweight='bold')
     axes.grid(True, linestyle=':', linewidth=0.6)
     _legend(axes, handles, texts, spec['legend'], len(ranking))
     return _save(figure, output_dir, stem or '{}_plot'.format(kind))
@@ -161,7 +171,8 @@ def plot_attributes(evaluation: Evaluation, output_dir: str, metric: str = 'SR',
         axes.set_ylim(0.0, limit)
         axes.set_ylabel({'SR': 'Success rate (AUC)', 'PR': 'Precision (5 px)', 'NPR': 'Normalized precision'}[metric])
         axes.grid(True, axis='y', linestyle=':', linewidth=0.6)
-    axes.set_title('{} per attribute on {}'.format(metric, dataset_title(evaluation.dataset_name)),
+    axes.set_title('{} per attribute on {} ({} protocol)'.format(metric, dataset_title(evaluation.dataset_name),
+                                                                evaluation.protocol.value),
                    fontweight='bold', pad=18)
     if wide:
         figure.legend(handles, texts, loc='center left', bbox_to_anchor=(0.8, 0.5), fontsize=8, frameon=True,

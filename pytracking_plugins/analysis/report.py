@@ -3,14 +3,14 @@ import csv
 import io
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import dataset_title
-from pytracking_plugins.analysis.protocol import METRICS
+from pytracking_plugins.analysis.protocol import Protocol
 from pytracking_plugins.common.atomic_files import write_text
 from pytracking_plugins.common.text_table import format_table
 
@@ -27,11 +27,27 @@ def _count(number: int, noun: str) -> str:
     return '{} {}{}'.format(number, noun, '' if number == 1 else 's')
 
 
+def _interval(value: float, interval) -> str:
+    """``0.413 ± 0.021``: the score and half the width of its 95 % interval."""
+    if value is None or np.isnan(value) or interval is None or np.isnan(interval[0]):
+        return _score(value)
+    return '{:.3f} ± {:.3f}'.format(value, (interval[1] - interval[0]) / 2.0)
+
+
 def headline(evaluation: Evaluation) -> str:
     skipped = sum(len(v) for v in evaluation.skipped_sequences.values())
-    text = 'LaTOT protocol on {}: {}, {:,} frames ({:,} with valid ground truth), {}'.format(
-        dataset_title(evaluation.dataset_name), _count(len(evaluation.sequences), 'sequence'),
-        int(evaluation.num_frames.sum()), int(evaluation.num_valid.sum()), _count(len(evaluation.labels), 'tracker'))
+    if evaluation.protocol is Protocol.TOOLKIT:
+        counts = evaluation.frame_counts
+        text = '{} on {}: {}, {:,} frames ({:,} flagged absent, {:,} with ground truth not all-positive), {}'.format(
+            evaluation.protocol.title, dataset_title(evaluation.dataset_name),
+            _count(len(evaluation.sequences), 'sequence'), int(evaluation.num_frames.sum()),
+            counts.get('absent_flagged', 0), counts.get('ground_truth_not_all_positive', 0),
+            _count(len(evaluation.labels), 'tracker'))
+    else:
+        text = 'LaTOT protocol (paper) on {}: {}, {:,} frames ({:,} with valid ground truth), {}'.format(
+            dataset_title(evaluation.dataset_name), _count(len(evaluation.sequences), 'sequence'),
+            int(evaluation.num_frames.sum()), int(evaluation.num_valid.sum()),
+            _count(len(evaluation.labels), 'tracker'))
     unscored = len(evaluation.sequences) - evaluation.scored_sequences()
     if unscored:
         text += '; {} sequence(s) without a valid frame left out'.format(unscored)
@@ -42,11 +58,49 @@ def headline(evaluation: Evaluation) -> str:
 
 
 def overall_table(evaluation: Evaluation) -> str:
-    """The ranked table (by SR) as printed: rank, tracker, PR, NPR, SR."""
+    """The ranked table (by SR) as printed: rank, tracker, then each score ± half its 95 % interval."""
     scores = evaluation.scores()
-    rows = [[str(rank), label] + [_score(scores[label][m]) for m in METRICS]
+    intervals = evaluation.intervals()
+    rows = [[str(rank), label] + [_interval(scores[label][m], intervals[label][m]) for m in evaluation.metrics]
             for rank, label in enumerate(evaluation.ranking('SR'), start=1)]
-    return format_table(['#', 'Tracker', 'PR', 'NPR', 'SR'], rows, left_columns=2)
+    return format_table(['#', 'Tracker'] + list(evaluation.metrics), rows, left_columns=2)
+
+
+def comparison_rows(evaluation: Evaluation, metric: str = 'SR') -> List[List[str]]:
+    """Each tracker against the next in the ``metric`` ranking: difference, its interval, sequences won."""
+    return [['{} vs {}'.format(c.a, c.b), '{:+.3f}'.format(c.difference),
+             '[{:+.3f}, {:+.3f}]'.format(*c.interval), '{} / {} / {}'.format(c.wins_a, c.wins_b, c.ties)]
+            for c in evaluation.paired_comparisons(metric, adjacent=True)]
+
+
+COMPARISON_HEADER = ['Pair', 'Difference', '95% interval', 'Wins / losses / ties']
+
+
+def comparison_table(evaluation: Evaluation, metric: str = 'SR') -> str:
+    return format_table(COMPARISON_HEADER, comparison_rows(evaluation, metric), left_columns=1)
+
+
+def interval_note(evaluation: Evaluation) -> str:
+    return ('± half the width of the 95 % bootstrap interval over sequences ({:,} resamples, seed {}); the bounds '
+            'and every pair of trackers are in the JSON.'.format(evaluation.bootstrap_resamples,
+                                                                  evaluation.bootstrap_seed))
+
+
+def dropped_lines(evaluation: Evaluation) -> List[str]:
+    """Toolkit protocol: per tracker, the sequences left out of a mean because that curve is 0 everywhere."""
+    names = {'precision': 'PR', 'norm_precision': 'NPR', 'success': 'SR'}
+    lines = []
+    for label, dropped in evaluation.dropped_sequences().items():
+        if any(dropped.values()):
+            lines.append('{}: sequences left out of the mean (curve 0 at every threshold, as the toolkit does): '
+                         '{}'.format(label, ', '.join('{} {}'.format(names[k], v) for k, v in dropped.items())))
+    return lines
+
+
+def repair_lines(evaluation: Evaluation) -> List[str]:
+    from pytracking_plugins.analysis.scoring import repair_warning
+    return [line for line in (repair_warning(label, summary) for label, summary in evaluation.repairs.items())
+            if line]
 
 
 def attribute_table(evaluation: Evaluation, metric: str = 'SR') -> str:
@@ -81,7 +135,11 @@ def unavailable_note(evaluation: Evaluation) -> Optional[str]:
 
 def print_summary(evaluation: Evaluation, attributes: bool = True, per_sequence: bool = False) -> str:
     """The text printed by the command: headline, ranked table, Table V (and per-sequence SR); also returned."""
-    parts = [headline(evaluation), '', overall_table(evaluation)]
+    parts = [headline(evaluation), '', overall_table(evaluation), interval_note(evaluation)]
+    if len(evaluation.labels) > 1:
+        parts += ['', 'Paired comparisons of neighbours in the SR ranking (same bootstrap resamples):',
+                  comparison_table(evaluation)]
+    parts += dropped_lines(evaluation)     # the repairs were printed on stderr by evaluate(), and are in the report
     if attributes and evaluation.attributes:
         parts += ['', 'Success rate (SR) per attribute (Table V):', attribute_table(evaluation)]
         note = unavailable_note(evaluation)
@@ -127,13 +185,34 @@ def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], ou
     lines = ['# {}'.format(title or 'LaTOT evaluation on {}'.format(dataset_title(evaluation.dataset_name))), '',
              headline(evaluation) + '.', '']
 
-    lines += ['## Overall', '', 'Ranked by SR. PR: precision at 5 px; NPR: area under the normalised precision curve '
-              '(0 to 0.5); SR: area under the success curve. Best in bold, second in italics.', '']
-    marked = {m: _highlight({label: scores[label][m] for label in ranking}) for m in METRICS}
-    lines += [_md_table(['#', 'Tracker', 'PR', 'NPR', 'SR'],
-                        [[str(i), label] + [marked[m][label] for m in METRICS]
+    metric_names = list(evaluation.metrics)
+    if evaluation.protocol is Protocol.TOOLKIT:
+        meaning = ('PR: precision at 5 px; NPR: normalised precision at 0.20; SR: area under the success curve; '
+                   'NPR_AUC: area under the normalised precision curve (0 to 0.5)')
+    else:
+        meaning = ('PR: precision at 5 px; NPR: area under the normalised precision curve (0 to 0.5); SR: area under '
+                   'the success curve')
+    lines += ['## Overall', '', 'Protocol: **{}**. Ranked by SR. {}. Best in bold, second in italics; {}'.format(
+        evaluation.protocol.value, meaning, interval_note(evaluation)), '']
+    marked = {m: _highlight({label: scores[label][m] for label in ranking}) for m in metric_names}
+    intervals = evaluation.intervals()
+    lines += [_md_table(['#', 'Tracker'] + metric_names + ['{} 95% interval'.format(m) for m in metric_names],
+                        [[str(i), label] + [marked[m][label] for m in metric_names] +
+                         ['—' if np.isnan(intervals[label][m][0]) else '{:.3f}–{:.3f}'.format(*intervals[label][m])
+                          for m in metric_names]
                          for i, label in enumerate(ranking, start=1)],
-                        ['--:', '---', '--:', '--:', '--:']), '']
+                        ['--:', '---'] + ['--:'] * (2 * len(metric_names))), '']
+    if len(ranking) > 1:
+        lines += ['### Paired comparisons', '', 'Each tracker against the next in the ranking of each score, on the '
+                  'same sequences and the same bootstrap resamples: the difference of the scores, its 95 % '
+                  'interval (excluding 0: the order is not an accident of the sequences drawn), and the sequences '
+                  'each wins.', '']
+        for metric in metric_names:
+            lines += ['**{}**'.format(metric), '', _md_table(COMPARISON_HEADER, comparison_rows(evaluation, metric),
+                                                              ['---', '--:', '--:', '--:']), '']
+    repaired = repair_lines(evaluation) + dropped_lines(evaluation)
+    if repaired:
+        lines += ['### Repaired results and left-out sequences', ''] + ['- ' + line for line in repaired] + ['']
 
     lines += ['## Plots', '']
     captions = {'precision': 'Precision plot (legend: PR at 5 px)',
@@ -193,20 +272,35 @@ def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], ou
         rows.append([info['label'], what, '<br>'.join('`{}`'.format(f) for f in folders)])
     lines += [_md_table(['Tracker', 'Source', 'Results'], rows), '']
 
-    lines += ['## Protocol', '',
-              '- PR: share of frames whose centre error is at most {:g} px (edge inclusive).'.format(
-                  metrics.PR_THRESHOLD),
-              '- NPR: mean over t = 0, 0.01, …, 0.50 of the share of frames whose normalised centre error is at '
-              'most t; the centre difference is divided per axis by the ground truth\'s width and height '
-              '(pytracking\'s `calc_err_center(normalized=True)`).',
-              '- SR: mean over t = 0, 0.05, …, 1 of the share of frames whose IoU is greater than t.',
-              '- Scores are computed per sequence, then averaged over sequences.',
-              '- Frames whose ground truth is invalid (any of x, y, w, h not > 0, or target not visible — '
-              'pytracking\'s robust rule) are excluded from every score.',
-              '- The first frame counts, with the prediction replaced by the ground truth, as in pytracking.',
-              '- A prediction with zero width or height takes the previous frame\'s prediction, as in pytracking.',
-              '']
+    lines += ['## Protocol', ''] + ['- ' + line for line in protocol_lines(evaluation.protocol)] + ['']
     return '\n'.join(lines)
+
+
+def protocol_lines(protocol: Protocol) -> List[str]:
+    """The protocol's rules, one line each, for the report."""
+    if protocol is Protocol.TOOLKIT:
+        return ['The LaSOT evaluation toolkit\'s semantics (from which the paper\'s MATLAB toolkit derives) with '
+                'LaTOT\'s thresholds.',
+                'PR: share of frames whose centre error is at most {:g} px; NPR: share whose normalised centre error '
+                'is at most {:g} (rank index {}); NPR_AUC: mean of that curve over 0, 0.01, …, 0.50; SR: mean over '
+                't = 0, 0.05, …, 1 of the share of frames whose IoU is greater than t.'.format(
+                    metrics.PR_THRESHOLD, metrics.TOOLKIT_NPR_THRESHOLD, metrics.TOOLKIT_NPR_INDEX + 1),
+                'The denominator is every annotation row; frames flagged absent count in it only (failures).',
+                'Ground truth not all-positive (x, y, w, h > 0): a success for PR and NPR, a failure for SR.',
+                'Frames 2…N: a prediction with NaN or width/height ≤ 0 takes the previous frame\'s prediction, '
+                'before the first frame is replaced by the ground truth; longer result files are cut (counted '
+                'above).',
+                'Per tracker and curve, sequences whose curve is 0 at every threshold are left out of the mean.']
+    return ['PR: share of frames whose centre error is at most {:g} px (edge inclusive).'.format(metrics.PR_THRESHOLD),
+            'NPR: mean over t = 0, 0.01, …, 0.50 of the share of frames whose normalised centre error is at most t; '
+            'the centre difference is divided per axis by the ground truth\'s width and height (pytracking\'s '
+            '`calc_err_center(normalized=True)`).',
+            'SR: mean over t = 0, 0.05, …, 1 of the share of frames whose IoU is greater than t.',
+            'Scores are computed per sequence, then averaged over sequences.',
+            'Frames whose ground truth is invalid (any of x, y, w, h not > 0, or target not visible or flagged '
+            'absent — pytracking\'s robust rule) are excluded from every score.',
+            'The first frame counts, with the prediction replaced by the ground truth, as in pytracking.',
+            'A prediction with zero width or height takes the previous frame\'s prediction, as in pytracking.']
 
 
 # Files ------------------------------------------------------------------------------------------------------------
@@ -215,21 +309,30 @@ def per_sequence_csv(evaluation: Evaluation) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(['sequence', 'category', 'frames', 'valid_frames', 'attributes'] +
-                    ['{} {}'.format(label, m) for label in evaluation.labels for m in METRICS])
+                    ['{} {}'.format(label, m) for label in evaluation.labels for m in evaluation.metrics])
     scores = {label: evaluation.sequence_scores(label) for label in evaluation.labels}
     for i, name in enumerate(evaluation.sequences):
         row = [name, evaluation.categories[i] or '', int(evaluation.num_frames[i]), int(evaluation.num_valid[i]),
                ' '.join(evaluation.sequence_attributes(name))]
         for label in evaluation.labels:
             row += ['' if np.isnan(v) else '{:.6f}'.format(v)
-                    for v in (getattr(scores[label], m)[i] for m in METRICS)]
+                    for v in (getattr(scores[label], m)[i] for m in evaluation.metrics)]
         writer.writerow(row)
     return buffer.getvalue()
 
 
-def write_json(evaluation: Evaluation, path: str) -> str:
-    """Every score as JSON at ``path`` (its folder must exist), written atomically; returns the path."""
-    return write_text(path, json.dumps(evaluation.to_dict(), indent=1, allow_nan=False) + '\n')
+def write_json(evaluation: Union[Evaluation, Sequence[Evaluation]], path: str) -> str:
+    """Every score as JSON at ``path`` (its folder must exist), written atomically; returns the path.
+
+    Several evaluations (one per protocol) are written as ``{"protocols": {"paper": ..., "toolkit": ...}}``."""
+    if isinstance(evaluation, Evaluation):
+        exported = evaluation.to_dict()
+    else:
+        names = [e.protocol.value for e in evaluation]
+        if len(set(names)) != len(names):
+            raise ValueError('write_json: one evaluation per protocol, got {}'.format(', '.join(names)))
+        exported = {'protocols': {e.protocol.value: e.to_dict() for e in evaluation}}
+    return write_text(path, json.dumps(exported, indent=1, allow_nan=False) + '\n')
 
 
 def write_report(evaluation: Evaluation, output_dir: str, plots: bool = True, title: Optional[str] = None,

@@ -227,6 +227,24 @@ def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:
     return boxes
 
 
+def parse_result_toolkit(data: bytes, path: str, num_frames: int) -> Tuple[np.ndarray, int]:
+    """A result file as the LaSOT toolkit reads it: (its first ``num_frames`` boxes, the number of lines cut).
+
+    Values are not checked (the toolkit protocol repairs them); a file that is not boxes, or has fewer boxes than
+    the sequence has frames (the toolkit stops there), is an error naming it.
+    """
+    try:
+        boxes = latot_data.parse_boxes(data.decode('utf-8'), path)
+    except UnicodeDecodeError as error:
+        raise ResultsError('{}: not a text file ({})'.format(path, error)) from None
+    except latot_data.LaTOTFormatError as error:
+        raise ResultsError(str(error)) from None
+    if len(boxes) < num_frames:
+        raise ResultsError('{}: {} boxes, but the sequence has {} frames (the toolkit protocol cuts longer files, '
+                           'but cannot score shorter ones)'.format(path, len(boxes), num_frames))
+    return boxes[:num_frames], len(boxes) - num_frames
+
+
 def _format_box(box: np.ndarray) -> str:
     return ','.join('{:g}'.format(v) for v in box)
 

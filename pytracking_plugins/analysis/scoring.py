@@ -1,4 +1,5 @@
-"""Scores many trackers on a dataset under the LaTOT protocol: reads the results, uses the cache, merges runs.
+"""Scores many trackers on a dataset under a LaTOT protocol (paper or toolkit): reads the results, uses the cache,
+merges runs.
 
 The pieces: :mod:`.datasets` (sequences and attributes of a dataset), :mod:`.results` (where results come from and
 how they are read), :mod:`.metrics` (the definitions), :mod:`.cache` (curves by fingerprint), :mod:`.evaluation`
@@ -15,10 +16,11 @@ from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.datasets import attribute_infos_from_flags, load_dataset_view
 from pytracking_plugins.analysis.evaluation import Evaluation
-from pytracking_plugins.analysis.protocol import PROTOCOL_VERSION
+from pytracking_plugins.analysis.protocol import PROTOCOL_VERSION, Protocol
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, as_sources, fingerprint,
                                                  missing_results, missing_results_message, parse_result,
-                                                 read_result_bytes)
+                                                 parse_result_toolkit, read_result_bytes)
+from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
 def default_report_name(dataset_name: str) -> str:
@@ -50,8 +52,29 @@ def save_cache(cache: CurveCache) -> bool:
         return False
 
 
-def _ground_truth(sequences: Sequence) -> Dict[str, Any]:
-    gts, valid, lengths = [], [], []
+def _absent_flags(sequence, given: Optional[Mapping[str, Any]], dataset_flags: Optional[Dict[str, Any]],
+                  num_frames: int) -> np.ndarray:
+    """The toolkit protocol's absent flags: given, else the LaTOT dataset's flag files (none: no frame absent),
+    else where pytracking's ``target_visible`` is False (LaSOT's occlusion / out-of-view flags)."""
+    if given is not None and sequence.name in given:
+        flags = given[sequence.name]
+    elif dataset_flags is not None:
+        flags = dataset_flags.get(sequence.name)
+    else:
+        visible = sequence.target_visible
+        flags = None if visible is None else ~np.asarray(visible, dtype=bool)
+    if flags is None:
+        return np.zeros(num_frames, dtype=bool)
+    flags = np.asarray(flags, dtype=bool).reshape(-1)
+    if len(flags) != num_frames:
+        raise ValueError('Sequence {}: {} absent flags for {} ground-truth boxes'.format(
+            sequence.name, len(flags), num_frames))
+    return flags
+
+
+def _ground_truth(sequences: Sequence, protocol: Protocol, absent_flags: Optional[Mapping[str, Any]] = None,
+                  dataset_flags: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    gts, valid, absent, lengths = [], [], [], []
     for sequence in sequences:
         gt = np.asarray(sequence.ground_truth_rect, dtype=np.float64).reshape(-1, 4)
         visible = sequence.target_visible
@@ -59,14 +82,29 @@ def _ground_truth(sequences: Sequence) -> Dict[str, Any]:
             raise ValueError('Sequence {}: {} visibility flags for {} ground-truth boxes'.format(
                 sequence.name, len(visible), len(gt)))
         gts.append(gt)
-        valid.append(metrics.valid_ground_truth(gt, visible))
+        if protocol is Protocol.TOOLKIT:
+            absent.append(_absent_flags(sequence, absent_flags, dataset_flags, len(gt)))
+        else:
+            if absent_flags is not None and sequence.name in absent_flags:
+                given = _absent_flags(sequence, absent_flags, None, len(gt))
+                visible = ~given if visible is None else np.asarray(visible, dtype=bool) & ~given
+            valid.append(metrics.valid_ground_truth(gt, visible))
         lengths.append(len(gt))
     gt = np.concatenate(gts) if gts else np.zeros((0, 4))
-    valid = np.concatenate(valid) if valid else np.zeros(0, dtype=bool)
+    frames = valid if protocol is Protocol.PAPER else absent
+    flags = np.concatenate(frames) if frames else np.zeros(0, dtype=bool)
     lengths = np.asarray(lengths, dtype=np.int64)
-    key = fingerprint([str(PROTOCOL_VERSION).encode(), '\n'.join(s.name for s in sequences).encode(),
-                       lengths.tobytes(), gt.tobytes(), valid.tobytes()])
-    return dict(gt=gt, valid=valid, lengths=lengths, fingerprint=key)
+    key = fingerprint([str(PROTOCOL_VERSION).encode(), protocol.value.encode(),
+                       '\n'.join(s.name for s in sequences).encode(), lengths.tobytes(), gt.tobytes(), flags.tobytes()])
+    truth = dict(gt=gt, lengths=lengths, fingerprint=key, protocol=protocol)
+    if protocol is Protocol.PAPER:
+        truth['valid'] = flags
+    else:
+        with np.errstate(invalid='ignore'):
+            positive = np.all(gt > 0, axis=1)
+        truth.update(absent=flags, frame_counts={'absent_flagged': int(flags.sum()),
+                                                 'ground_truth_not_all_positive': int(np.sum(~positive & ~flags))})
+    return truth
 
 
 def _evaluate_source(source: ResultSource, sequences: Sequence, truth: Dict[str, Any],
@@ -79,11 +117,35 @@ def _evaluate_source(source: ResultSource, sequences: Sequence, truth: Dict[str,
         cached = cache.get(key, len(sequences))
         if cached is not None:
             return cached
-    boxes = [parse_result(d, p, n) for d, p, n in zip(data, paths, truth['lengths'])]
-    curves = metrics.evaluate_concatenated(np.concatenate(boxes), truth['gt'], truth['valid'], truth['lengths'])
+    if truth['protocol'] is Protocol.TOOLKIT:
+        parsed = [parse_result_toolkit(d, p, n) for d, p, n in zip(data, paths, truth['lengths'])]
+        curves = metrics.evaluate_toolkit_concatenated(np.concatenate([boxes for boxes, _ in parsed]), truth['gt'],
+                                                       truth['absent'], truth['lengths'])
+        curves = curves._replace(cut_lines=np.asarray([cut for _, cut in parsed], dtype=np.int64))
+    else:
+        boxes = [parse_result(d, p, n) for d, p, n in zip(data, paths, truth['lengths'])]
+        curves = metrics.evaluate_concatenated(np.concatenate(boxes), truth['gt'], truth['valid'], truth['lengths'])
     if cache is not None:
         cache.put(key, curves)
     return curves
+
+
+def repair_summary(curves: metrics.Curves) -> Dict[str, int]:
+    """What the toolkit protocol repaired in one tracker's results: frames, sequences, files cut, lines cut."""
+    return {'frames_repaired': int(curves.repaired.sum()), 'sequences_repaired': int(np.sum(curves.repaired > 0)),
+            'files_cut': int(np.sum(curves.cut_lines > 0)), 'lines_cut': int(curves.cut_lines.sum())}
+
+
+def repair_warning(label: str, summary: Dict[str, int]) -> Optional[str]:
+    """One line per tracker whose results the toolkit protocol repaired (None when nothing was)."""
+    parts = []
+    if summary['frames_repaired']:
+        parts.append('replaced {} prediction(s) in {} sequence(s) by the previous frame\'s (NaN or width/height '
+                     '<= 0)'.format(summary['frames_repaired'], summary['sequences_repaired']))
+    if summary['files_cut']:
+        parts.append('cut {} result file(s) longer than the annotation ({} line(s))'.format(
+            summary['files_cut'], summary['lines_cut']))
+    return 'Warning: {}: the toolkit protocol {}'.format(label, ' and '.join(parts)) if parts else None
 
 
 def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves]):
@@ -98,7 +160,8 @@ def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves]):
         runs = [curves[m.label] for m in members]
         merged_curves[label] = metrics.Curves(
             *(np.mean([getattr(r, f) for r in runs], axis=0) for f in ('precision', 'norm_precision', 'success')),
-            num_valid=runs[0].num_valid)
+            num_valid=runs[0].num_valid, repaired=np.sum([r.repaired for r in runs], axis=0),
+            cut_lines=np.sum([r.cut_lines for r in runs], axis=0))
         info = first.describe()
         info['label'] = label
         if len(members) > 1:
@@ -112,6 +175,8 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
              output_dir: Optional[str] = None, skip_missing: bool = False, merge_runs: bool = False,
              force_evaluation: bool = False, use_cache: bool = True, cache: Optional[CurveCache] = None,
              attributes: Optional[Mapping[str, latot_attributes.Flags]] = None, verbose: bool = True,
+             protocol: Union[str, Protocol] = Protocol.PAPER, absent_flags: Optional[Mapping[str, Any]] = None,
+             bootstrap_resamples: int = DEFAULT_RESAMPLES, bootstrap_seed: int = DEFAULT_SEED,
              **dataset_kwargs) -> Evaluation:
     """Scores ``trackers`` on ``dataset`` under the LaTOT protocol (definitions: :mod:`metrics`).
 
@@ -130,8 +195,13 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
                 by default the cache is loaded here and saved before returning (a write failure is reported
                 on stderr and loses nothing but the cache)
         attributes - ``{sequence: flags}`` when ``dataset`` is a plain list of Sequences
+        protocol - 'paper' (default) or 'toolkit' (the LaSOT toolkit's semantics; :mod:`.protocol`)
+        absent_flags - ``{sequence: [N] bool}`` for the toolkit protocol, instead of the LaTOT flag files or, for
+                       other datasets and lists of Sequences, ``~target_visible``
+        bootstrap_resamples, bootstrap_seed - the confidence intervals' bootstrap (:mod:`.uncertainty`)
         dataset_kwargs - passed to the dataset's constructor (LaTOT: ``allow_missing=True``, ``root=...``)
     """
+    protocol = Protocol.parse(protocol)
     sources = as_sources(trackers)
     if not sources:
         raise ValueError('No trackers to evaluate')
@@ -162,7 +232,7 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
             raise ResultsError('No sequence has results from every tracker:\n' +
                                missing_results_message(missing, sources, len(names)))
 
-    truth = _ground_truth(sequences)
+    truth = _ground_truth(sequences, protocol, absent_flags, view.absent)
     own_cache = cache is None and use_cache
     if own_cache:
         folder = output_dir or default_output_dir(report_name or default_report_name(view.name))
@@ -173,11 +243,22 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
               for source in sources}
     if own_cache:
         save_cache(cache)
+    repairs = {}
+    if protocol is Protocol.TOOLKIT:
+        repairs = {label: repair_summary(c) for label, c in curves.items()}
+        for label, summary in repairs.items():
+            warning = repair_warning(label, summary)
+            if warning and verbose:
+                print(warning, file=sys.stderr)
 
     tracker_infos = [s.describe() for s in sources]
     if merge_runs:
         tracker_infos, curves = _merge_runs(sources, curves)
+        if repairs:
+            repairs = {label: repair_summary(c) for label, c in curves.items()}
     return Evaluation(view.name, [s.name for s in sequences], truth['lengths'],
                       next(iter(curves.values())).num_valid, tracker_infos, curves, attribute_infos,
                       {label: absent for label, absent in missing.items()},
-                      [s.object_class for s in sequences])
+                      [s.object_class for s in sequences], protocol=protocol, repairs=repairs,
+                      frame_counts=truth.get('frame_counts', {}), bootstrap_resamples=bootstrap_resamples,
+                      bootstrap_seed=bootstrap_seed)

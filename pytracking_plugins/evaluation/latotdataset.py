@@ -42,7 +42,9 @@ class LaTOTDataset(BaseDataset):
 
     Ground truth: a frame whose box is not finite with positive width and height is 'target absent'
     (``target_visible`` False); non-finite boxes (``nan``) are given as ``0,0,0,0``, LaTOT's own way of writing an
-    absent target, because pytracking's analysis refuses NaN ground truth for every dataset but UAV123.
+    absent target, because pytracking's analysis refuses NaN ground truth for every dataset but UAV123. Frames flagged
+    in ``<root>/absent/<seq>.txt`` or ``<root>/<seq>/absent.txt`` (:func:`latot_data.read_absent_flags`) are not
+    visible either.
 
     Attributes (:mod:`pytracking_plugins.latot_attributes`): flags from ``<seq>/attributes.txt``, else from
     ``<root>/attributes.csv``, else SV / FM / OV derived from the boxes and the image size. An attribute is available
@@ -80,6 +82,9 @@ class LaTOTDataset(BaseDataset):
         finite = np.all(np.isfinite(boxes), axis=1)
         boxes[~finite] = 0.0
         visible = box_present(boxes)
+        absent = latot_data.read_absent_flags(self.base_path, name, len(boxes))
+        if absent is not None:
+            visible &= ~absent
         return Sequence(name, frames, 'latot', boxes, object_class=latot_data.sequence_category(name),
                         target_visible=visible)
 
