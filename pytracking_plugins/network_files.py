@@ -139,7 +139,8 @@ def _refusal(path: str, qualified_name: str) -> NetworkFileError:
             path, qualified_name, TRUST_ENV), foreign=True)
 
 
-def _unpickle(path: str) -> Any:
+def unpickle_network_file(path: str) -> Any:
+    """The file's pickled content as :class:`NetworkFileUnpickler` reads it: allowed values, inert ltr records."""
     if not os.path.isfile(path):
         raise FileNotFoundError('Network file {} does not exist.'.format(path))
     if os.path.getsize(path) == 0:
@@ -221,7 +222,7 @@ def read_network_file(path: str, need_constructor: bool = True) -> Dict[str, Any
         from ltr.admin.loading import torch_load_legacy
         print('Loading {} with pickle ({}=1): the file can run code.'.format(path, TRUST_ENV))
         return torch_load_legacy(path)
-    checkpoint = _unpickle(path)
+    checkpoint = unpickle_network_file(path)
     if not isinstance(checkpoint, dict):
         what = 'None' if checkpoint is None else describe_value(checkpoint)
         raise NetworkFileError('{} holds {}, not a network: {}.'.format(path, what, _SHAPE))
@@ -250,7 +251,7 @@ def read_network_weights(path: str) -> Dict[str, Any]:
     if trusted_loading():
         checkpoint = read_network_file(path)
         return checkpoint['net'] if isinstance(checkpoint, dict) and 'net' in checkpoint else checkpoint
-    checkpoint = _unpickle(path)
+    checkpoint = unpickle_network_file(path)
     if is_state_dict(checkpoint):
         return dict(checkpoint)
     if isinstance(checkpoint, dict) and is_state_dict(checkpoint.get('net')):
