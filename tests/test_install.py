@@ -53,7 +53,7 @@ def test_footprint_is_exactly_the_documented_one():
     assert _installed_footprint() == {
         'ltr/admin/loading.py', 'ltr/models/backbone/resnet.py', 'ltr/models/backbone/resnet_mrcnn.py',
         'pytracking/analysis/plot_results.py', 'pytracking/evaluation/datasets.py',
-        'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py',
+        'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py', 'pytracking/run_tracker.py',
         'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
 
 
