@@ -39,7 +39,7 @@ TRUST_ENV = 'PYTRACKING_TRUST_NETWORK_FILES'
 MKDNET_TRAINING_NET_TYPE = 'MKDNetStudent'
 
 # Modules whose globals a network file may name as inert records (see the module docstring).
-_RECORD_MODULE_PREFIXES = ('ltr.', 'dlframework.', 'ltr_plugins.', 'numpy.', 'numpy')
+_RECORD_PACKAGES = ('ltr', 'dlframework', 'ltr_plugins', 'numpy')
 _RECORD_GLOBALS = {('types', 'SimpleNamespace')}
 _CONSTRUCTOR_CLASSES = {('ltr.admin.model_constructor', 'NetConstructor'),
                         ('dlframework.common.utils.model_constructor', 'NetConstructor')}
@@ -111,8 +111,7 @@ def find_network_file(net_path: str, how_to_get: str = '') -> str:
 
 # -------------------------------------------------------------------------------------------------------- read
 def _is_record_global(module: str, name: str) -> bool:
-    return ((module, name) in _RECORD_GLOBALS or module in _RECORD_MODULE_PREFIXES
-            or module.startswith(_RECORD_MODULE_PREFIXES))
+    return (module, name) in _RECORD_GLOBALS or module.split('.', 1)[0] in _RECORD_PACKAGES
 
 
 class NetworkFileUnpickler(RestrictedUnpickler):
