@@ -157,6 +157,9 @@ def test_run_tracker_summarises_one_repeated_failure_once_and_fails(synthetic_la
     result = run_script('pytracking/run_tracker.py', ['mkdnet', 'mkdnet', '--dataset_name', 'latot_test'],
                         pytracking=pytracking_settings(workspace, latot_path=synthetic_latot.root), check=False)
     assert result.returncode == 1
+    # The cause in full once while tracking (then one short line per sequence), and once in the summary.
+    assert result.stdout.count('FileNotFoundError: Network file mkdnet.pth.tar not found') == 2
+    assert result.stdout.count('Failed: the same FileNotFoundError as above.\n') == count - 1
     summary = result.stdout[result.stdout.index('\nDone\n'):].splitlines()[2:]
     assert summary[0] == 'FAILED: {0} of {0} tracker runs on sequences did not finish (no results written for ' \
                          'them):'.format(count)

@@ -3,8 +3,9 @@ status (patch ``07-failure-summary``).
 
 pytracking's ``run_sequence`` prints a tracker's exception and goes on with the next sequence, so a missing network
 prints the same message for every sequence of the dataset and the command still succeeds. The patched
-``run_sequence`` returns the failure's message instead of nothing, and :func:`report_failures` groups the failures by
-message, printing each distinct cause once with the number and names of the sequences it stopped.
+``run_sequence`` hands the exception to :func:`sequence_failure` (which prints a repeated message once) and returns
+its message, and :func:`report_failures` groups the failures by message, printing each distinct cause once with the
+number and names of the sequences it stopped.
 """
 import collections
 from typing import Iterable, List, Optional, Tuple
@@ -12,6 +13,19 @@ from typing import Iterable, List, Optional, Tuple
 Failure = Tuple[str, str, str]   # (tracker, sequence, message)
 
 _SHOWN_NAMES = 10
+_printed = set()   # the failure messages this process has printed in full
+
+
+def sequence_failure(error: BaseException) -> str:
+    """The message of a sequence's failure, for :func:`report_failures`; printed in full the first time this process
+    meets it, and as one short line after that (a missing network would otherwise print it for every sequence)."""
+    message = '{}: {}'.format(type(error).__name__, error)
+    if message in _printed:
+        print('Failed: the same {} as above.'.format(type(error).__name__))
+    else:
+        _printed.add(message)
+        print(message)
+    return message
 
 
 def tracker_label(tracker) -> str:
