@@ -25,7 +25,8 @@ containers (the ones ``weights_only`` allows), and stands every other class or f
 inert :class:`UnresolvedGlobal`, without importing its module or calling it. Like ``weights_only=True``, this never
 runs code from the file; unlike it, a checkpoint that also holds objects of unknown classes still yields its
 tensors. It reads every format ``torch.save`` has written (zip, and the legacy format of PyTorch < 1.6 that the
-authors' PyTorch 1.4 wrote).
+authors' PyTorch 1.4 wrote). The same unpickler, refusing every global outside ltr's own records instead of
+standing it in, reads every other network file (:mod:`pytracking_plugins.network_files`).
 
 Also accepted: a plain state dict, and a dict holding one under ``'net'`` (ltr / pytracking checkpoints) or
 ``'state_dict'``. A file that does not fit raises :class:`CheckpointError` naming the file, the missing and

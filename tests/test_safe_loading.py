@@ -291,3 +291,28 @@ def test_unreadable_network_file_is_one_line_naming_it(kind, untrusted, tmp_path
     message = str(error.value)
     assert message.startswith(path + ' ') and BAD_FILES[kind] in message and '\n' not in message
     assert ('mkdnet_release' in message) == (kind == 'bare-state-dict')
+
+
+def test_legacy_dlframework_constructor_is_rebuilt_under_its_ltr_name(untrusted, tmp_path, monkeypatch):
+    """Networks saved before ltr's refactoring name the constructor class and module under 'dlframework.'."""
+    from ltr.admin.model_constructor import NetConstructor
+    from pytracking_plugins.network_files import read_network_file
+    legacy = types.ModuleType('dlframework.common.utils.model_constructor')
+
+    class LegacyConstructor:
+        def __init__(self, fun_name, fun_module, args, kwds):
+            self.fun_name, self.fun_module, self.args, self.kwds = fun_name, fun_module, args, kwds
+    LegacyConstructor.__name__ = LegacyConstructor.__qualname__ = 'NetConstructor'
+    LegacyConstructor.__module__ = legacy.__name__
+    legacy.NetConstructor = LegacyConstructor
+    path = str(tmp_path / 'legacy.pth.tar')
+    with monkeypatch.context() as patch:
+        for parent in ('dlframework', 'dlframework.common', 'dlframework.common.utils'):
+            patch.setitem(sys.modules, parent, types.ModuleType(parent))
+        patch.setitem(sys.modules, legacy.__name__, legacy)
+        torch.save({'net': {'w': torch.ones(1)}, 'constructor': LegacyConstructor(
+            'dimpnet50', 'dlframework.ltr.models.tracking.dimpnet', (), {'filter_size': 4})}, path)
+    constructor = read_network_file(path)['constructor']
+    assert type(constructor) is NetConstructor
+    assert (constructor.fun_module, constructor.fun_name, constructor.kwds) == (
+        'ltr.models.tracking.dimpnet', 'dimpnet50', {'filter_size': 4})
