@@ -203,9 +203,8 @@ def rebuild_constructor(record: Any, path: str, where: str = "'constructor'"):
     if function is None or getattr(function, '__code__', None) is not _model_constructor_code():
         raise NetworkFileError(
             '{}: its network constructor {} is not one of the ltr.models network functions (those decorated with '
-            "@model_constructor), so it is not run. {}; to load this one with pickle, which runs whatever it holds, "
-            'set {}=1 if you trust it.'.format(path, shown, _SHAPE[0].upper() + _SHAPE[1:], TRUST_ENV),
-            foreign=True)
+            '@model_constructor), so it is not run. If you trust the file, set {}=1 to load it with pickle, which '
+            'runs whatever it holds.'.format(path, shown, TRUST_ENV), foreign=True)
     _check_plain(args, path, 'the arguments of ' + shown)
     _check_plain(kwds, path, 'the arguments of ' + shown)
     return NetConstructor(fun_name, fun_module, tuple(args), dict(kwds))
