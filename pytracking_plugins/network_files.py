@@ -28,8 +28,7 @@ import importlib
 import os
 import pickle
 import re
-import types
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from pytracking_plugins.release_checkpoint import (CheckpointError, RestrictedUnpickler, UnresolvedGlobal,
                                                    describe_value, force_weights_only_hint, is_state_dict,
