@@ -11,7 +11,6 @@ or a train setting as ``module/name`` (``mkdnet/mkdnet``: the latest checkpoint 
 workspace). The default output is ``mkdnet.pth.tar`` in pytracking's network folder (pytracking/evaluation/local.py).
 """
 import argparse
-import copy
 import glob
 import os
 import sys
@@ -43,36 +42,37 @@ def resolve_checkpoint(checkpoint: str) -> str:
 
 def default_output_path() -> str:
     """``mkdnet.pth.tar`` in pytracking's (first) network folder."""
-    try:
-        from pytracking.evaluation.local import local_env_settings
-        network_path = local_env_settings().network_path
-    except ImportError as exc:
-        raise RuntimeError('pytracking/evaluation/local.py is not set up: give the output path') from exc
-    if isinstance(network_path, (list, tuple)):
-        network_path = network_path[0]
-    return os.path.join(network_path, DEFAULT_NAME)
+    from pytracking_plugins.network_files import network_folders, pytracking_local_file
+    folders = network_folders()
+    if not folders:
+        raise RuntimeError('no network folder: set settings.network_path in {}, or give the output path '
+                           '(--output)'.format(pytracking_local_file()))
+    return os.path.join(folders[0], DEFAULT_NAME)
 
 
 def student_from_checkpoint(checkpoint_path: str) -> nn.Module:
     """Rebuilds the student DiMPnet of a training checkpoint from its constructor and loads its weights (strictly:
-    every weight of the student must be there)."""
-    from ltr.admin import loading
-    state = loading.torch_load_legacy(checkpoint_path)
-    if state.get('net_type') != TRAINING_NET_TYPE:
-        raise ValueError('{} is a {} checkpoint, not an MKDNet training checkpoint ({})'.format(
-            checkpoint_path, state.get('net_type'), TRAINING_NET_TYPE))
-    constructor = (state.get('net_info') or {}).get('student_constructor')
-    if constructor is None:
+    every weight of the student must be there). The checkpoint is read without running pickled code, and the
+    constructor rebuilt from the ltr.models allow-list (:mod:`pytracking_plugins.network_files`)."""
+    from pytracking_plugins.network_files import rebuild_constructor, unpickle_network_file
+    state = unpickle_network_file(checkpoint_path)
+    net_type = state.get('net_type') if isinstance(state, dict) else None
+    if net_type != TRAINING_NET_TYPE:
+        raise ValueError('{} is {}, not an MKDNet training checkpoint ({}){}'.format(
+            checkpoint_path, 'a {} checkpoint'.format(net_type) if net_type else 'no ltr checkpoint',
+            TRAINING_NET_TYPE, ': it is already a tracking network' if net_type and state.get('constructor') is not None else ''))
+    net_info = state.get('net_info') if isinstance(state.get('net_info'), dict) else {}
+    if net_info.get('student_constructor') is None:
         raise ValueError('{} does not record the student\'s constructor'.format(checkpoint_path))
-    constructor = copy.deepcopy(constructor)
+    constructor = rebuild_constructor(net_info['student_constructor'], checkpoint_path,
+                                      "net_info['student_constructor']")
     if 'backbone_pretrained' in constructor.kwds:
         constructor.kwds['backbone_pretrained'] = False   # the weights come from the checkpoint: no download
     student = constructor.get()
     student.load_state_dict({key[len(STUDENT_PREFIX):]: value for key, value in state['net'].items()
                              if key.startswith(STUDENT_PREFIX)})
     student.constructor = constructor
-    student.info = {'exported_from': checkpoint_path, 'epoch': state.get('epoch'),
-                    'init': state['net_info'].get('init')}
+    student.info = {'exported_from': checkpoint_path, 'epoch': state.get('epoch'), 'init': net_info.get('init')}
     return student
 
 

@@ -21,14 +21,11 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETWORKS = {'dimp': ('super_dimp', 'super_dimp.pth.tar'), 'mkdnet': ('mkdnet', 'mkdnet.pth.tar')}
 
 
-def _point_pytracking_at(folder: str) -> str:
-    """Makes pytracking's env_settings() return paths under ``folder``; returns the user's network folder."""
-    from pytracking.evaluation.environment import env_settings
+def _point_pytracking_at(folder: str) -> List[str]:
+    """Makes pytracking's env_settings() return paths under ``folder``; returns the user's network folders."""
     from pytracking_plugins.environment import use_local_settings
-    try:
-        user_networks = env_settings().network_path
-    except RuntimeError:   # no local.py yet
-        user_networks = ''
+    from pytracking_plugins.network_files import network_folders
+    user_networks = network_folders()
     use_local_settings(pytracking=dict(
         network_path=os.path.join(folder, 'networks'), results_path=os.path.join(folder, 'tracking_results'),
         segmentation_path=os.path.join(folder, 'segmentation_results'),
@@ -36,7 +33,7 @@ def _point_pytracking_at(folder: str) -> str:
     return user_networks
 
 
-def _provide_networks(network_dir: str, user_networks: str) -> List[str]:
+def _provide_networks(network_dir: str, user_networks: List[str]) -> List[str]:
     """Links the user's networks into the demo folder, or saves random ones; returns the names made up."""
     import torch
     from ltr_plugins.models.super_dimp import build_super_dimp, save_tracking_network
@@ -46,8 +43,8 @@ def _provide_networks(network_dir: str, user_networks: str) -> List[str]:
         target = os.path.join(network_dir, file_name)
         if os.path.lexists(target):
             continue
-        mine = os.path.join(user_networks, file_name) if user_networks else ''
-        if mine and os.path.isfile(mine):
+        mine = next((p for p in (os.path.join(d, file_name) for d in user_networks) if os.path.isfile(p)), '')
+        if mine:
             os.symlink(os.path.abspath(mine), target)
             continue
         torch.manual_seed(seed)
@@ -88,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if random_ones:
         print('\n' + '!' * 100)
         print('!! {} not found in your network folder ({}): the demo uses RANDOMLY INITIALISED networks.'.format(
-            ' and '.join(random_ones), user_networks or 'no local.py'))
+            ' and '.join(random_ones), ', '.join(user_networks) or 'no local.py'))
         print('!! The pipeline runs end to end; the scores below mean nothing. See the README for the weights.')
         print('!' * 100 + '\n')
 

@@ -85,20 +85,40 @@ def list_frames(root: str, name: str) -> List[str]:
     files = [f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)]
     if not files:
         raise LaTOTFormatError('LaTOT sequence {}: no image files in {}'.format(name, folder))
-    return [os.path.join(folder, f) for f in sorted(files, key=_frame_sort_key)]
+    files.sort(key=_frame_sort_key)
+    _check_consecutive_frame_numbers(files, folder, name)
+    return [os.path.join(folder, f) for f in files]
+
+
+def _check_consecutive_frame_numbers(files: List[str], folder: str, name: str) -> None:
+    """Frames numbered in their names (``000001.jpg``) must be consecutive: a missing frame would shift every later
+    box onto the wrong image, unnoticed when the annotation has as many boxes as there are files."""
+    numbers = [_FRAME_NUMBER.findall(os.path.splitext(f)[0]) for f in files]
+    if not all(numbers) or len({tuple(_FRAME_NUMBER.sub('#', os.path.splitext(f)[0]) for f in files)}) != 1:
+        return   # names without a frame number, or of several patterns: their order is all there is
+    values = [int(n[-1]) for n in numbers]
+    for index in range(1, len(values)):
+        if values[index] != values[index - 1] + 1:
+            raise LaTOTFormatError(
+                'LaTOT sequence {}: frame numbers in {} jump from {} to {}: frame files are missing (each box of '
+                'the annotation belongs to one frame, in order); restore them or renumber the frames.'.format(
+                    name, folder, files[index - 1], files[index]))
 
 
 _TO_SPACES = str.maketrans({',': ' ', '\t': ' '})
+_EMPTY_FIELD = re.compile(r'(^[ \t]*,)|(,[ \t]*,)', re.MULTILINE)   # a trailing comma is tolerated
 
 
 def parse_boxes(text: str, path: str) -> np.ndarray:
     """Parses one x,y,w,h box per line (commas, tabs or spaces) as float64 [N, 4]; ``path`` names the errors.
 
-    Empty lines are skipped; a line that is not four numbers raises :class:`LaTOTFormatError` naming the file and
-    the line. 'nan' is accepted (absent target) and kept.
+    Empty lines are skipped; a line that is not four numbers (an empty field, as in ``1,,2,3,4``, included) raises
+    :class:`LaTOTFormatError` naming the file and the line. 'nan' is accepted (absent target) and kept.
     """
     # numpy's C parser reads a 4,600-line file in a fraction of a millisecond: the analysis reads whole benchmarks
     # (25 trackers x 217K lines) this way. Whatever it rejects is read again line by line, for an exact message.
+    if _EMPTY_FIELD.search(text):   # '1,,2,3,4': the fast parser would read four numbers
+        return _parse_boxes_by_line(text, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('error')
@@ -116,9 +136,10 @@ def _parse_boxes_by_line(text: str, path: str) -> np.ndarray:
         stripped = line.strip()
         if not stripped:
             continue
-        fields = [v for v in re.split(r'[,\s]+', stripped) if v]
+        comma_fields = (stripped[:-1] if stripped.endswith(',') else stripped).split(',')
+        fields = [v for field in comma_fields for v in field.split()]
         try:
-            values = [float(v) for v in fields]
+            values = [float(v) for v in fields] if all(f.strip() for f in comma_fields) else []
         except ValueError:
             values = []
         if len(values) != 4:
@@ -146,6 +167,27 @@ def read_sequence_annotation(root: str, name: str, num_frames: Optional[int] = N
         raise LaTOTFormatError('LaTOT sequence {}: {} has {} boxes but {} has {} frames'.format(
             name, path, len(boxes), frames_dir(root, name), num_frames))
     return boxes
+
+
+def first_box_line(path: str) -> int:
+    """The line number of the first box of an annotation file (its first non-blank line)."""
+    with open(path) as f:
+        for line_number, line in enumerate(f, start=1):
+            if line.strip():
+                return line_number
+    return 1
+
+
+def check_initial_box(boxes: np.ndarray, path: str) -> None:
+    """The first frame's box starts a tracker: it must be finite with positive width and height; otherwise an error
+    naming the annotation file and line, before anything is tracked."""
+    box = boxes[0]
+    if np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0:
+        return
+    raise LaTOTFormatError(
+        '{}, line {}: the first frame\'s box {} cannot start a tracker (it needs a finite box with positive width '
+        'and height, the target present in the first frame); fix the annotation.'.format(
+            path, first_box_line(path), ','.join('{:g}'.format(v) for v in box)))
 
 
 def check_root(root: str, setting: str) -> str:

@@ -25,7 +25,8 @@ containers (the ones ``weights_only`` allows), and stands every other class or f
 inert :class:`UnresolvedGlobal`, without importing its module or calling it. Like ``weights_only=True``, this never
 runs code from the file; unlike it, a checkpoint that also holds objects of unknown classes still yields its
 tensors. It reads every format ``torch.save`` has written (zip, and the legacy format of PyTorch < 1.6 that the
-authors' PyTorch 1.4 wrote).
+authors' PyTorch 1.4 wrote). The same unpickler, refusing every global outside ltr's own records instead of
+standing it in, reads every other network file (:mod:`pytracking_plugins.network_files`).
 
 Also accepted: a plain state dict, and a dict holding one under ``'net'`` (ltr / pytracking checkpoints) or
 ``'state_dict'``. A file that does not fit raises :class:`CheckpointError` naming the file, the missing and
@@ -160,13 +161,15 @@ class RestrictedUnpickler(pickle.Unpickler):
         return _unresolved(module, name)
 
 
-def _restricted_load(file, **kwargs):
-    return RestrictedUnpickler(file, **kwargs).load()
-
-
-# What torch.load calls as its pickle_module: the Unpickler it subclasses, and load for the legacy format's headers.
-RESTRICTED_PICKLE = types.SimpleNamespace(__name__='pytracking_plugins.release_checkpoint.RESTRICTED_PICKLE',
-                                          Unpickler=RestrictedUnpickler, load=_restricted_load)
+def torch_load_restricted(path: str, unpickler: type = RestrictedUnpickler) -> Any:
+    """``torch.load(path)`` on the CPU, unpickling with ``unpickler`` (a :class:`RestrictedUnpickler`), in every format
+    ``torch.save`` has written."""
+    # What torch.load calls as its pickle_module: the Unpickler it subclasses, and load for the legacy format's headers.
+    pickle_module = types.SimpleNamespace(__name__='{}.{}'.format(unpickler.__module__, unpickler.__name__),
+                                          Unpickler=unpickler, load=lambda file, **kw: unpickler(file, **kw).load())
+    # weights_only=False only because torch refuses a custom pickle_module otherwise: the restricted unpickler is
+    # what keeps this load at least as strict as weights_only=True.
+    return torch.load(path, map_location='cpu', pickle_module=pickle_module, weights_only=False)
 
 
 def read_checkpoint(path: str) -> Any:
@@ -174,25 +177,27 @@ def read_checkpoint(path: str) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError('network file not found: {}'.format(path))
     try:
-        # weights_only=False only because torch refuses a custom pickle_module otherwise: the restricted unpickler
-        # is what keeps this load at least as strict as weights_only=True.
-        return torch.load(path, map_location='cpu', pickle_module=RESTRICTED_PICKLE, weights_only=False)
+        return torch_load_restricted(path)
     except Exception as error:
-        hint = ''
-        if os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '0').lower() in ('1', 'y', 'yes', 'true'):
-            hint = (' (TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch refuse any unpickler but its own; '
-                    'unset it: this reader resolves no more than weights_only does)')
         raise CheckpointError('cannot read {} as a torch checkpoint: {}: {}{}'.format(
-            path, type(error).__name__, error, hint)) from error
+            path, type(error).__name__, error, force_weights_only_hint())) from error
+
+
+def force_weights_only_hint() -> str:
+    """Why a restricted load failed when ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` is set (empty otherwise)."""
+    if os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '0').lower() in ('1', 'y', 'yes', 'true'):
+        return (' (TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch refuse any unpickler but its own; '
+                'unset it: this reader resolves no more than weights_only does)')
+    return ''
 
 
 # ------------------------------------------------------------------------------------------ state dict extraction
-def _is_state_dict(value: Any) -> bool:
+def is_state_dict(value: Any) -> bool:
     return (isinstance(value, Mapping) and len(value) > 0
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()))
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     if isinstance(value, UnresolvedGlobal):
         return 'an object of class {} (a pickled object, not a state dict)'.format(type(value).qualified_name())
     if isinstance(value, Mapping):
@@ -204,18 +209,18 @@ def _describe(value: Any) -> str:
 
 def extract_state_dict(checkpoint: Any, path: str) -> Dict[str, torch.Tensor]:
     """The state dict of a checkpoint: the checkpoint itself, or its ``'net'`` / ``'state_dict'`` entry."""
-    if _is_state_dict(checkpoint):
+    if is_state_dict(checkpoint):
         return dict(checkpoint)
     if isinstance(checkpoint, Mapping):
         for key in STATE_DICT_KEYS:
             if key in checkpoint:
-                if _is_state_dict(checkpoint[key]):
+                if is_state_dict(checkpoint[key]):
                     return dict(checkpoint[key])
                 raise CheckpointError("{}: its '{}' entry is {}; expected a state dict (parameter names mapped to "
-                                      "tensors).".format(path, key, _describe(checkpoint[key])))
+                                      "tensors).".format(path, key, describe_value(checkpoint[key])))
     raise CheckpointError('{} holds no state dict: it is {}. Expected a state dict (parameter names mapped to '
                           "tensors), or a dict holding one under {}.".format(
-                              path, _describe(checkpoint), ' or '.join(repr(k) for k in STATE_DICT_KEYS)))
+                              path, describe_value(checkpoint), ' or '.join(repr(k) for k in STATE_DICT_KEYS)))
 
 
 def split_release_state_dict(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor],

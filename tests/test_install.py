@@ -99,7 +99,7 @@ def test_installs_into_a_separate_environment_with_the_documented_footprint(inst
     assert {line[3:] for line in installation.git('status', '--porcelain').splitlines()} == {
         'ltr/admin/loading.py', 'ltr/models/backbone/resnet.py', 'ltr/models/backbone/resnet_mrcnn.py',
         'pytracking/analysis/plot_results.py', 'pytracking/evaluation/datasets.py',
-        'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py',
+        'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py', 'pytracking/run_tracker.py',
         'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
     located = installation.run('-c', 'import ltr, pytracking_plugins; print(ltr.__file__); '
                                      'print(pytracking_plugins.__file__)').split()

@@ -342,10 +342,10 @@ def test_student_network_file_of_the_wrong_kind_points_to_mkdnet_release(content
     with pytest.raises(CheckpointError) as error:
         params.net.initialize()
     message = str(error.value)
-    assert message.startswith(path + ' does not load as a pytracking network file')
-    assert 'mkdnet_release' in message
-    assert ("No module named '{}'".format(FORK_MODULE) if content == 'fork-checkpoint'
-            else 'RuntimeError: No constructor for the given network.') in message
+    assert message.startswith(path + (': refused to load: it names the Python object {}.'.format(FORK_MODULE)
+                                      if content == 'fork-checkpoint' else
+                                      ' is a bare state dict without a network constructor'))
+    assert 'mkdnet_release' in message and not fork.was_imported
 
 
 @pytest.mark.parametrize('legacy', [True, False], ids=['pytorch-1.4-format', 'zip-format'])
@@ -516,7 +516,9 @@ def test_run_tracker_reports_a_release_file_that_does_not_fit(synthetic_latot, w
     sequence = synthetic_latot.tracked_sequence
     result = run_script('pytracking/run_tracker.py', ['mkdnet', 'mkdnet_release', '--dataset_name', 'latot_test',
                                                       '--sequence', sequence],
-                        pytracking=pytracking_settings(workspace, latot_path=synthetic_latot.root))
+                        pytracking=pytracking_settings(workspace, latot_path=synthetic_latot.root), check=False)
+    assert result.returncode == 1   # a failed sequence fails the command (patch 07)
+    assert 'FAILED: 1 of 1 tracker runs' in result.stdout
     assert path + ' does not fit an MKDNet student' in result.stdout
     assert 'missing 1 key(s) of Super-DiMP: classifier.filter_optimizer (1 key: log_step_length)' in result.stdout
     assert not os.path.exists(os.path.join(workspace, 'tracking_results', 'mkdnet', 'mkdnet_release',

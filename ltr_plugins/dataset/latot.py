@@ -77,6 +77,9 @@ class LaTOT(BaseVideoDataset):
     def get_frames(self, seq_id: int, frame_ids: List[int], anno: Optional[dict] = None):
         paths = self._frame_paths(seq_id)
         frames = [self.image_loader(paths[f]) for f in frame_ids]
+        for f, frame in zip(frame_ids, frames):
+            if frame is None:   # ltr's loaders print an error and return None for an unreadable file
+                raise OSError('cannot read image {}: missing, unreadable or corrupt; replace the file'.format(paths[f]))
         if anno is None:
             anno = self.get_sequence_info(seq_id)
         anno_frames = {key: [value[f, ...].clone() for f in frame_ids] for key, value in anno.items()}

@@ -131,26 +131,11 @@ class MKDNetStudent(nn.Module):
 
 def super_dimp_search_dirs(settings) -> List[str]:
     """Where ``super_dimp.pth.tar`` is looked for: the ltr environment's ``pretrained_networks``, then pytracking's
-    network folder(s) (from pytracking/evaluation/local.py, when it is set up)."""
-    dirs = []
+    network folder(s) (:func:`pytracking_plugins.network_files.network_folders`)."""
+    from pytracking_plugins.network_files import network_folders
     pretrained = getattr(settings.env, 'pretrained_networks', '')
-    if pretrained:
-        dirs.append(pretrained)
-    try:
-        from pytracking.evaluation.local import local_env_settings
-        network_path = local_env_settings().network_path
-    except Exception:   # no pytracking local.py here: only the ltr folders count
-        network_path = None
-    if isinstance(network_path, str) and network_path:
-        dirs.append(network_path)
-    elif isinstance(network_path, (list, tuple)):
-        dirs.extend(p for p in network_path if p)
-    unique = []
-    for d in dirs:
-        d = os.path.abspath(os.path.expanduser(d))
-        if d not in unique:
-            unique.append(d)
-    return unique
+    dirs = [os.path.abspath(os.path.expanduser(pretrained))] if pretrained else []
+    return dirs + [d for d in network_folders() if d not in dirs]
 
 
 def find_super_dimp_checkpoint(settings) -> str:
@@ -181,10 +166,13 @@ def find_super_dimp_checkpoint(settings) -> str:
 
 def load_super_dimp(path: str, feature_sz: int) -> nn.Module:
     """Super-DiMP built exactly as ltr/train_settings/dimp/super_dimp.py builds it, with the weights of ``path``
-    (strictly: a file that is not a Super-DiMP network is an error). Read with ltr.admin.loading."""
-    from ltr.admin import loading
+    (strictly: a file that is not a Super-DiMP network is an error naming it). Read without running pickled code
+    (:func:`pytracking_plugins.network_files.read_network_weights`)."""
+    from pytracking_plugins.network_files import read_network_weights
     net = build_super_dimp(backbone_pretrained=False, feature_sz=feature_sz)
-    checkpoint = loading.torch_load_legacy(path)
-    state = checkpoint['net'] if isinstance(checkpoint, dict) and 'net' in checkpoint else checkpoint
-    net.load_state_dict(state)
+    try:
+        net.load_state_dict(read_network_weights(path))
+    except RuntimeError as error:
+        raise ValueError('{} is not a Super-DiMP network (the teacher): {}'.format(
+            path, ' '.join(str(error).split())[:400])) from None
     return net

@@ -40,7 +40,8 @@ class LaTOTDataset(BaseDataset):
     ``allow_missing=True`` evaluates only those present. ``attribute`` (short or long name, Table II) keeps only the
     sequences with that challenge.
 
-    Ground truth: a frame whose box is not finite with positive width and height is 'target absent'
+    Ground truth: the first frame's box must be able to start a tracker (finite, positive width and height): an
+    error naming the annotation file and line otherwise, before anything is tracked. A frame whose box is not finite with positive width and height is 'target absent'
     (``target_visible`` False); non-finite boxes (``nan``) are given as ``0,0,0,0``, LaTOT's own way of writing an
     absent target, because pytracking's analysis refuses NaN ground truth for every dataset but UAV123. Frames flagged
     in ``<root>/absent/<seq>.txt`` or ``<root>/<seq>/absent.txt`` (:func:`latot_data.read_absent_flags`) are not
@@ -79,6 +80,7 @@ class LaTOTDataset(BaseDataset):
     def _construct_sequence(self, name: str) -> Sequence:
         frames = latot_data.list_frames(self.base_path, name)
         boxes = latot_data.read_sequence_annotation(self.base_path, name, num_frames=len(frames))
+        latot_data.check_initial_box(boxes, latot_data.annotation_path(self.base_path, name))
         finite = np.all(np.isfinite(boxes), axis=1)
         boxes[~finite] = 0.0
         visible = box_present(boxes)

@@ -3,20 +3,23 @@
 :class:`MKDNetNetwork` is pytracking's ``NetWithBackbone`` (same preprocessing, same lazy loading on the tracker's
 ``initialize_features``), with these differences:
 
-- the file is looked up like ``NetWrapper`` does (an absolute path as is, otherwise in
-  ``env_settings().network_path``, one folder or a list), and a missing file is an error that names the file, every
-  folder searched and how to get it, instead of ltr's 'No matching checkpoint file found';
+- the file is looked up like ``NetWrapper`` does (:func:`pytracking_plugins.network_files.find_network_file`), and a
+  missing file is an error that names the file, every folder searched and how to get it, instead of ltr's 'No
+  matching checkpoint file found';
 - ``checkpoint_format='network'`` reads a pytracking network file (state dict + constructor, what MKDNet's training
-  exports) through pytracking's own ``load_network``; ``'release'`` reads the authors' released file with
+  exports) through pytracking's own ``load_network`` (which reads it without running pickled code:
+  :mod:`pytracking_plugins.network_files`); ``'release'`` reads the authors' released file with
   :func:`pytracking_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
   network, without running the file's constructor;
 - the network's parameters are frozen (``requires_grad=False``): tracking never trains them.
 """
 import os
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from pytracking.features.net_wrappers import NetWithBackbone
+
+from pytracking_plugins.network_files import find_network_file
 
 CHECKPOINT_FORMATS = ('network', 'release')
 
@@ -32,39 +35,14 @@ HOW_TO_GET = {
 }
 
 
+# For a file with weights but no ltr constructor of a Super-DiMP network.
+RELEASE_HINT = ("A file saved from the authors' fork, or a bare Super-DiMP state dict, loads with the parameter file "
+                'mkdnet_release (it reads the student of any Super-DiMP state dict without running pickled code).')
+
+
 def default_use_gpu(use_gpu: Optional[bool] = None) -> bool:
     """``use_gpu`` as given, or whether this machine has a CUDA device when it is not given (None)."""
     return torch.cuda.is_available() if use_gpu is None else bool(use_gpu)
-
-
-def network_folders() -> List[str]:
-    """pytracking's network folder(s): ``settings.network_path`` of ``pytracking/evaluation/local.py``."""
-    from pytracking.evaluation.environment import env_settings
-    folders = env_settings().network_path
-    return list(folders) if isinstance(folders, (list, tuple)) else [folders]
-
-
-def _local_file() -> str:
-    import pytracking.evaluation
-    return os.path.join(os.path.dirname(os.path.abspath(pytracking.evaluation.__file__)), 'local.py')
-
-
-def find_network_file(net_path: str, how_to_get: str = '') -> str:
-    """The network file ``net_path`` resolves to, as ``NetWrapper`` resolves it; FileNotFoundError if none."""
-    net_path = os.path.expanduser(net_path)
-    if os.path.isabs(net_path):
-        if os.path.isfile(net_path):
-            return net_path
-        message = 'Network file {} does not exist.'.format(net_path)
-    else:
-        candidates = [os.path.abspath(os.path.join(os.path.expanduser(folder), net_path))
-                      for folder in network_folders()]
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                return candidate
-        message = ('Network file {} not found: looked for {} (the network folder is settings.network_path in {}).'
-                   .format(net_path, ' and '.join(candidates), _local_file()))
-    raise FileNotFoundError(' '.join(filter(None, [message, how_to_get])))
 
 
 class MKDNetNetwork(NetWithBackbone):
@@ -96,16 +74,16 @@ class MKDNetNetwork(NetWithBackbone):
             self.net = load_release_student(path)
         else:
             from pytracking.utils.loading import load_network
-            from pytracking_plugins.release_checkpoint import CheckpointError
+            from pytracking_plugins.network_files import NetworkFileError
             try:
                 self.net = load_network(path, **self.net_kwargs)
+            except NetworkFileError as error:
+                if not error.foreign:
+                    raise
+                raise NetworkFileError('{} {}'.format(error, RELEASE_HINT), foreign=True) from None
             except (ImportError, AttributeError, KeyError, RuntimeError) as error:
-                raise CheckpointError(
-                    '{} does not load as a pytracking network file: {}: {}. A pytracking network file holds the '
-                    'network\'s state dict and its constructor, as MKDNet\'s training saves the student; a file saved '
-                    'from the authors\' fork, or a bare state dict, loads with the parameter file mkdnet_release (it '
-                    'reads the student of any Super-DiMP state dict without running pickled code).'.format(
-                        path, type(error).__name__, error)) from error
+                raise NetworkFileError('{} does not load as a pytracking network file: {}: {}. {}'.format(
+                    path, type(error).__name__, error, RELEASE_HINT), foreign=True) from None
         if self.use_gpu and not torch.cuda.is_available():
             print('No CUDA device: keeping {} on the CPU.'.format(os.path.basename(path)))
             self.use_gpu = False

@@ -8,6 +8,8 @@ steps of ``train``, usable on their own (tests, benchmarks, notebooks).
 This module is not a train setting itself (hence the underscore): run ``run_training.py mkdnet mkdnet`` etc.
 """
 import copy
+import os
+import sys
 import types
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -95,21 +97,35 @@ def paper(settings) -> None:
 
 
 # Training datasets by name; each factory takes the settings (the paths come from ltr/admin/local.py).
+def dataset_dir(settings, setting: str, dataset: str) -> str:
+    """``settings.env.<setting>``, or an error naming the setting, ltr's local.py and the fix when it is not an
+    existing folder (ltr's datasets fail on it with a bare ``FileNotFoundError: ''``)."""
+    path = getattr(settings.env, setting, '')
+    if path and os.path.isdir(os.path.expanduser(path)):
+        return os.path.expanduser(path)
+    local = getattr(sys.modules.get('ltr.admin.local'), '__file__', None) or 'ltr/admin/local.py'
+    raise FileNotFoundError(
+        '{} {} in {}: set it to your {} folder (this setting trains on {}; `run_training.py mkdnet smoke` trains on '
+        'synthetic data without any dataset).'.format(
+            setting, 'is not set' if not path else '= {!r} is not a folder'.format(path), local, dataset,
+            ', '.join(settings.train_datasets)))
+
+
 def _lasot(settings):
     from ltr.dataset import Lasot
-    return Lasot(settings.env.lasot_dir, split='train')
+    return Lasot(dataset_dir(settings, 'lasot_dir', 'LaSOT'), split='train')
 
 
 def _got10k(split: str) -> Callable:
     def make(settings):
         from ltr.dataset import Got10k
-        return Got10k(settings.env.got10k_dir, split=split)
+        return Got10k(dataset_dir(settings, 'got10k_dir', 'GOT-10k'), split=split)
     return make
 
 
 def _trackingnet(settings):
     from ltr.dataset import TrackingNet
-    return TrackingNet(settings.env.trackingnet_dir, set_ids=list(range(4)))
+    return TrackingNet(dataset_dir(settings, 'trackingnet_dir', 'TrackingNet'), set_ids=list(range(4)))
 
 
 def _latot_train(settings):

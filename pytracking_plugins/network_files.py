@@ -1,0 +1,257 @@
+"""pytracking network files: where they are looked up, and reading them without running pickled code.
+
+**Where.** pytracking's network folder is ``settings.network_path`` of ``pytracking/evaluation/local.py`` (one folder
+or a list). :func:`network_folders` is the one place that reads it: the tracker's network wrapper, the teacher's
+lookup, the export command and the demo all ask it.
+
+**How.** A pytracking network file (``super_dimp.pth.tar``, ``mkdnet.pth.tar``, any ltr checkpoint) pickles the
+network's weights and its constructor: ltr's ``NetConstructor``, which names a function to call. ``torch.load`` with
+``weights_only=False`` would unpickle whatever the file holds, which can run any code. :func:`read_network_file`
+unpickles it with the release loader's restricted unpickler (:mod:`pytracking_plugins.release_checkpoint`) in its
+strict form, :class:`NetworkFileUnpickler`:
+
+- tensors and plain containers are rebuilt (the globals ``weights_only`` allows);
+- the records of ltr's own bookkeeping (globals of ``ltr.*``, its legacy name ``dlframework.*``, ``ltr_plugins.*``,
+  ``types.SimpleNamespace`` and numpy values: constructor, settings, statistics) are kept as inert data, never
+  imported or called;
+- any other global is refused, with an error naming the file and the global.
+
+The constructor is then rebuilt from an allow-list: a function of an ``ltr.models`` module decorated with ltr's
+``@model_constructor``, called with plain values only. pytracking's ``ltr/admin/loading.py`` reads network files
+through this module (patch ``02-torch-load-weights-only``), so stock trackers get the same protection.
+
+``PYTRACKING_TRUST_NETWORK_FILES=1`` loads with pickle as stock pytracking does (which runs whatever the file holds):
+for a file you trust that names other classes. ltr's own training resume (``load_latest``) stays a trusted load of
+the checkpoints the same user's training wrote.
+"""
+import importlib
+import os
+import pickle
+import re
+from typing import Any, Dict, List
+
+from pytracking_plugins.release_checkpoint import (CheckpointError, RestrictedUnpickler, UnresolvedGlobal,
+                                                   describe_value, force_weights_only_hint, is_state_dict,
+                                                   torch_load_restricted)
+
+TRUST_ENV = 'PYTRACKING_TRUST_NETWORK_FILES'
+MKDNET_TRAINING_NET_TYPE = 'MKDNetStudent'
+
+# Modules whose globals a network file may name as inert records (see the module docstring).
+_RECORD_PACKAGES = ('ltr', 'dlframework', 'ltr_plugins', 'numpy')
+_RECORD_GLOBALS = {('types', 'SimpleNamespace')}
+_CONSTRUCTOR_CLASSES = {('ltr.admin.model_constructor', 'NetConstructor'),
+                        ('dlframework.common.utils.model_constructor', 'NetConstructor')}
+_PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_MODULE_NAME = re.compile(r'^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$')
+
+_SHAPE = ("a pytracking network file is a dict with the network's weights under 'net' and its constructor under "
+          "'constructor', as ltr's training and `python -m ltr_plugins.export_mkdnet` write it")
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A network file names a global outside the allow-list; nothing of it was imported or run."""
+
+    def __init__(self, module: str, name: str):
+        super().__init__('{}.{}'.format(module, name))
+        self.qualified_name = '{}.{}'.format(module, name)
+
+
+class NetworkFileError(CheckpointError):
+    """A file that cannot be read as a pytracking network; ``foreign`` when it holds weights but no ltr constructor
+    (the authors' fork, a bare state dict), which MKDNet's ``mkdnet_release`` parameter can read."""
+
+    def __init__(self, message: str, foreign: bool = False):
+        super().__init__(message)
+        self.foreign = foreign
+
+
+# ------------------------------------------------------------------------------------------------------- where
+def network_folders() -> List[str]:
+    """pytracking's network folders (``settings.network_path`` in pytracking/evaluation/local.py), absolute, in
+    order, without duplicates; empty when local.py is not set up."""
+    try:
+        from pytracking.evaluation.local import local_env_settings
+    except ImportError:
+        return []
+    folders = local_env_settings().network_path
+    folders = list(folders) if isinstance(folders, (list, tuple)) else [folders]
+    unique = []
+    for folder in folders:
+        folder = os.path.abspath(os.path.expanduser(folder)) if folder else ''
+        if folder and folder not in unique:
+            unique.append(folder)
+    return unique
+
+
+def pytracking_local_file() -> str:
+    """pytracking's ``local.py``, for messages."""
+    import pytracking.evaluation
+    return os.path.join(os.path.dirname(os.path.abspath(pytracking.evaluation.__file__)), 'local.py')
+
+
+def find_network_file(net_path: str, how_to_get: str = '') -> str:
+    """The network file ``net_path`` resolves to, as pytracking's ``NetWrapper`` resolves it (an absolute path as is,
+    else in each network folder); FileNotFoundError naming every place looked, then ``how_to_get``."""
+    net_path = os.path.expanduser(net_path)
+    if os.path.isabs(net_path):
+        if os.path.isfile(net_path):
+            return net_path
+        message = 'Network file {} does not exist.'.format(net_path)
+    else:
+        candidates = [os.path.join(folder, net_path) for folder in network_folders()]
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return candidate
+        message = ('Network file {} not found: looked for {} (the network folder is settings.network_path in {}).'
+                   .format(net_path, ' and '.join(candidates) or 'it in no folder', pytracking_local_file()))
+    raise FileNotFoundError(' '.join(filter(None, [message, how_to_get])))
+
+
+# -------------------------------------------------------------------------------------------------------- read
+def _is_record_global(module: str, name: str) -> bool:
+    return (module, name) in _RECORD_GLOBALS or module.split('.', 1)[0] in _RECORD_PACKAGES
+
+
+class NetworkFileUnpickler(RestrictedUnpickler):
+    """The release loader's unpickler, refusing every global that is neither allowed nor an ltr record."""
+
+    def find_class(self, module: str, name: str):
+        found = super().find_class(module, name)
+        if isinstance(found, type) and issubclass(found, UnresolvedGlobal) \
+                and not _is_record_global(found.module, found.name):
+            raise RefusedGlobal(found.module, found.name)
+        return found
+
+
+def trusted_loading() -> bool:
+    """Whether the user opted into pickle loading (``PYTRACKING_TRUST_NETWORK_FILES=1``)."""
+    return os.environ.get(TRUST_ENV, '').strip().lower() in ('1', 'y', 'yes', 'true')
+
+
+def _refusal(path: str, qualified_name: str) -> NetworkFileError:
+    return NetworkFileError(
+        '{}: refused to load: it names the Python object {}, which a network file does not need (only tensors, '
+        "plain values and ltr's own records are read; nothing in the file was run). Use only network files you "
+        'trust; to load this one with pickle, which runs whatever it holds, set {}=1.'.format(
+            path, qualified_name, TRUST_ENV), foreign=True)
+
+
+def unpickle_network_file(path: str) -> Any:
+    """The file's pickled content as :class:`NetworkFileUnpickler` reads it: allowed values, inert ltr records."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError('Network file {} does not exist.'.format(path))
+    if os.path.getsize(path) == 0:
+        raise NetworkFileError('{} is empty (0 bytes), not a network file: an interrupted download or copy? Get '
+                               'the file again.'.format(path))
+    try:
+        return torch_load_restricted(path, NetworkFileUnpickler)
+    except RefusedGlobal as error:
+        raise _refusal(path, error.qualified_name) from None
+    except Exception as error:
+        raise NetworkFileError('{} is not a torch network file ({}: {}): a damaged download or copy, or another kind '
+                               'of file? Get the file again.{}'.format(path, type(error).__name__, error,
+                                                                       force_weights_only_hint())) from None
+
+
+def _check_plain(value: Any, path: str, where: str) -> None:
+    if isinstance(value, UnresolvedGlobal):
+        raise _refusal(path, '{} (in {})'.format(type(value).qualified_name(), where))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _check_plain(item, path, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(key, path, where)
+            _check_plain(item, path, where)
+    elif not isinstance(value, _PLAIN_SCALARS):
+        import torch
+        if not isinstance(value, (torch.Size, torch.dtype, torch.device, torch.Tensor)):
+            raise _refusal(path, '{} (in {})'.format(type(value).__name__, where))
+
+
+def _model_constructor_code():
+    from ltr.admin.model_constructor import model_constructor
+    return model_constructor(lambda: None).__code__
+
+
+def rebuild_constructor(record: Any, path: str, where: str = "'constructor'"):
+    """ltr's ``NetConstructor`` from its inert record, if it names an ``ltr.models`` ``@model_constructor`` function
+    called with plain values; :class:`NetworkFileError` naming the file otherwise."""
+    from ltr.admin.model_constructor import NetConstructor
+    if not (isinstance(record, UnresolvedGlobal) and (record.module, record.name) in _CONSTRUCTOR_CLASSES
+            and isinstance(getattr(record, 'state', None), dict)):
+        what = type(record).qualified_name() if isinstance(record, UnresolvedGlobal) else describe_value(record)
+        raise NetworkFileError("{}: its {} entry is {}, not ltr's NetConstructor ({}).".format(
+            path, where, what, _SHAPE), foreign=True)
+    state = record.state
+    fun_module, fun_name = state.get('fun_module'), state.get('fun_name')
+    args, kwds = state.get('args', ()), state.get('kwds', {})
+    if isinstance(fun_module, str) and fun_module.startswith('dlframework.'):   # as ltr's legacy loading does
+        fun_module = fun_module[len('dlframework.'):]
+    shown = '{}.{}'.format(fun_module, fun_name)
+    valid = (isinstance(fun_module, str) and isinstance(fun_name, str) and _MODULE_NAME.match(fun_module)
+             and fun_name.isidentifier() and isinstance(args, (tuple, list)) and isinstance(kwds, dict)
+             and all(isinstance(k, str) for k in kwds))
+    function = None
+    if valid and fun_module.startswith('ltr.models.'):
+        try:
+            function = getattr(importlib.import_module(fun_module), fun_name, None)
+        except ImportError:
+            function = None
+    if function is None or getattr(function, '__code__', None) is not _model_constructor_code():
+        raise NetworkFileError(
+            '{}: its network constructor {} is not one of the ltr.models network functions (those decorated with '
+            '@model_constructor), so it is not run. If you trust the file, set {}=1 to load it with pickle, which '
+            'runs whatever it holds.'.format(path, shown, TRUST_ENV), foreign=True)
+    _check_plain(args, path, 'the arguments of ' + shown)
+    _check_plain(kwds, path, 'the arguments of ' + shown)
+    return NetConstructor(fun_name, fun_module, tuple(args), dict(kwds))
+
+
+def read_network_file(path: str, need_constructor: bool = True) -> Dict[str, Any]:
+    """A pytracking network file as ``torch.load`` gives it (a dict with ``'net'`` and ``'constructor'``), read
+    without running anything it pickled; the constructor is a real ltr ``NetConstructor`` rebuilt from the
+    allow-list (see the module docstring). Every failure is a one-line :class:`NetworkFileError` naming the file and
+    what to do. With ``PYTRACKING_TRUST_NETWORK_FILES=1``, ltr's own pickle loading instead."""
+    path = os.fspath(path)
+    if trusted_loading():
+        from ltr.admin.loading import torch_load_legacy
+        print('Loading {} with pickle ({}=1): the file can run code.'.format(path, TRUST_ENV))
+        return torch_load_legacy(path)
+    checkpoint = unpickle_network_file(path)
+    if not isinstance(checkpoint, dict):
+        what = 'None' if checkpoint is None else describe_value(checkpoint)
+        raise NetworkFileError('{} holds {}, not a network: {}.'.format(path, what, _SHAPE))
+    if checkpoint.get('net_type') == MKDNET_TRAINING_NET_TYPE:
+        raise NetworkFileError(
+            '{} is an MKDNet training checkpoint (student and discriminators), not a tracking network: export its '
+            'student with `python -m ltr_plugins.export_mkdnet {}`.'.format(path, path))
+    if is_state_dict(checkpoint):
+        raise NetworkFileError('{} is a bare state dict without a network constructor: pytracking cannot tell which '
+                               'network to build ({}).'.format(path, _SHAPE), foreign=True)
+    if not is_state_dict(checkpoint.get('net')):
+        raise NetworkFileError("{} has no network weights: its 'net' entry is {} ({}).".format(
+            path, describe_value(checkpoint.get('net')) if 'net' in checkpoint else 'missing', _SHAPE))
+    checkpoint = dict(checkpoint)
+    if checkpoint.get('constructor') is not None:
+        checkpoint['constructor'] = rebuild_constructor(checkpoint['constructor'], path)
+    elif need_constructor:
+        raise NetworkFileError('{} has no network constructor, so pytracking cannot tell which network to build '
+                               '({}).'.format(path, _SHAPE), foreign=True)
+    return checkpoint
+
+
+def read_network_weights(path: str) -> Dict[str, Any]:
+    """The state dict of a network file (its ``'net'`` entry, or the file itself when it is a bare state dict),
+    read as :func:`read_network_file` reads; for networks built by the caller (the teacher)."""
+    if trusted_loading():
+        checkpoint = read_network_file(path)
+        return checkpoint['net'] if isinstance(checkpoint, dict) and 'net' in checkpoint else checkpoint
+    checkpoint = unpickle_network_file(path)
+    if is_state_dict(checkpoint):
+        return dict(checkpoint)
+    if isinstance(checkpoint, dict) and is_state_dict(checkpoint.get('net')):
+        return dict(checkpoint['net'])
+    raise NetworkFileError('{} holds {}, no network weights ({}).'.format(path, describe_value(checkpoint), _SHAPE))
+

@@ -1,0 +1,168 @@
+"""Bad input is an error that names the file, line or setting to fix, before anything is computed from it; and a
+tracking run with failed sequences says so once per cause and fails."""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ltr_settings, pytracking_settings, run_script
+
+
+def _sequence(root: str, name: str, frame_names, boxes_text: str) -> str:
+    """A LaTOT sequence folder with empty frame files (enough for everything but reading the images)."""
+    img = os.path.join(root, name, 'img')
+    os.makedirs(img)
+    for frame in frame_names:
+        open(os.path.join(img, frame), 'wb').close()
+    path = os.path.join(root, name, name + '.txt')
+    with open(path, 'w') as f:
+        f.write(boxes_text)
+    return path
+
+
+def _first_test_name() -> str:
+    from pytracking_plugins import latot_data
+    return latot_data.split_sequence_names('test')[0]
+
+
+# ---------------------------------------------------------------------------------------------- annotations
+@pytest.mark.parametrize('line', ['1,,2,3,4', ',1,2,3,4', '1, ,2,3,4'])
+def test_an_empty_field_is_not_read_as_a_box(line, tmp_path):
+    from pytracking_plugins import latot_data
+    path = str(tmp_path / 'seq.txt')
+    with pytest.raises(latot_data.LaTOTFormatError) as error:
+        latot_data.parse_boxes('1,2,3,4\n{}\n5,6,7,8\n'.format(line), path)
+    assert str(error.value) == '{}, line 2: expected four numbers x,y,w,h, got {!r}'.format(path, line)
+
+
+def test_separators_and_a_trailing_comma_still_read():
+    from pytracking_plugins import latot_data
+    boxes = latot_data.parse_boxes('1,2,3,4,\n5 6\t7,8\n\n9.5,10,11,12\n', 'seq.txt')
+    np.testing.assert_array_equal(boxes, [[1, 2, 3, 4], [5, 6, 7, 8], [9.5, 10, 11, 12]])
+
+
+def test_a_gap_in_frame_numbers_is_an_error_even_with_as_many_boxes_as_files(tmp_path):
+    from ltr_plugins.dataset import LaTOT
+    from pytracking_plugins import latot_data
+    from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
+    root, name = str(tmp_path), _first_test_name()
+    _sequence(root, name, ['000001.jpg', '000002.jpg', '000004.jpg'], '1,1,5,5\n2,2,5,5\n3,3,5,5\n')
+    expected = 'LaTOT sequence {}: frame numbers in {} jump from 000002.jpg to 000004.jpg'.format(
+        name, os.path.join(root, name, 'img'))
+    with pytest.raises(latot_data.LaTOTFormatError, match=expected):
+        LaTOTDataset('test', allow_missing=True, root=root).get_sequence_list()
+    with pytest.raises(latot_data.LaTOTFormatError, match=expected):
+        LaTOT(root, sequence_names=[name]).get_sequence_info(0)
+
+
+def test_consecutive_frames_in_natural_order_list(tmp_path):
+    from pytracking_plugins import latot_data
+    root, name = str(tmp_path), _first_test_name()
+    _sequence(root, name, ['frame{}.jpg'.format(i) for i in (9, 10, 11)], '')
+    assert [os.path.basename(p) for p in latot_data.list_frames(root, name)] == ['frame9.jpg', 'frame10.jpg',
+                                                                                 'frame11.jpg']
+
+
+@pytest.mark.parametrize('first_box', ['187.92,210.26,0,4.41', '0,0,0,0', 'nan,nan,nan,nan', '10,10,-3,4',
+                                       '10,10,5,nan'])
+def test_a_first_frame_box_that_cannot_start_a_tracker_names_file_and_line(first_box, tmp_path):
+    from pytracking_plugins import latot_data
+    from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
+    root, name = str(tmp_path), _first_test_name()
+    path = _sequence(root, name, ['0001.jpg', '0002.jpg'], '\n{}\n10,10,5,5\n'.format(first_box))
+    with pytest.raises(latot_data.LaTOTFormatError) as error:
+        LaTOTDataset('test', allow_missing=True, root=root).get_sequence_list()
+    message = str(error.value)
+    assert message.startswith("{}, line 2: the first frame's box ".format(path))
+    assert 'cannot start a tracker' in message and '\n' not in message
+
+
+def test_an_absent_target_after_the_first_frame_is_fine(tmp_path):
+    from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
+    root, name = str(tmp_path), _first_test_name()
+    _sequence(root, name, ['0001.jpg', '0002.jpg', '0003.jpg'], '10,10,5,5\n0,0,0,0\nnan,nan,nan,nan\n')
+    sequence = LaTOTDataset('test', allow_missing=True, root=root).get_sequence_list()[0]
+    assert sequence.target_visible.tolist() == [True, False, False]
+
+
+def test_run_tracker_refuses_a_bad_first_box_before_tracking(synthetic_latot, tmp_path, workspace):
+    from pytracking_plugins import latot_data
+    root, name = str(tmp_path / 'latot'), _first_test_name()
+    os.makedirs(root)
+    for other in latot_data.split_sequence_names('test')[1:]:   # the rest of the split, as generated
+        os.symlink(os.path.join(synthetic_latot.root, other), os.path.join(root, other))
+    path = _sequence(root, name, ['0001.jpg', '0002.jpg'], '187.92,210.26,0,4.41\n10,10,5,5\n')
+    result = run_script('pytracking/run_tracker.py', ['mkdnet', 'mkdnet', '--dataset_name', 'latot_test'],
+                        pytracking=pytracking_settings(workspace, latot_path=root), check=False)
+    assert result.returncode != 0
+    assert "{}, line 1: the first frame's box 187.92,210.26,0,4.41 cannot start a tracker".format(path) \
+        in result.stdout.splitlines()[-1]
+    assert 'Tracker:' not in result.stdout   # nothing was tracked
+    assert not os.path.exists(os.path.join(workspace, 'tracking_results'))
+
+
+# ---------------------------------------------------------------------------------------------------- images
+@pytest.fixture
+def corrupt_jpeg(tmp_path) -> str:
+    path = str(tmp_path / '0001.jpg')
+    with open(path, 'wb') as f:
+        f.write(b'\xff\xd8\xff\xe0' + bytes(range(256)) * 4)   # a JPEG header, then garbage
+    return path
+
+
+def test_a_corrupt_frame_is_named_when_tracking(corrupt_jpeg, workspace, use_pytracking_settings):
+    from pytracking.evaluation import Tracker
+    use_pytracking_settings(pytracking_settings(workspace))
+    with pytest.raises(OSError) as error:
+        Tracker('dimp', 'super_dimp')._read_image(corrupt_jpeg)
+    assert str(error.value) == 'cannot read image {}: missing, unreadable or corrupt; replace the file'.format(
+        corrupt_jpeg)
+
+
+def test_a_corrupt_frame_is_named_when_training(corrupt_jpeg, tmp_path):
+    from ltr_plugins.dataset import LaTOT
+    root, name = str(tmp_path / 'latot'), _first_test_name()
+    _sequence(root, name, ['0001.jpg'], '1,1,5,5\n')
+    os.replace(corrupt_jpeg, os.path.join(root, name, 'img', '0001.jpg'))
+    with pytest.raises(OSError, match='cannot read image {}: missing, unreadable or corrupt'.format(
+            os.path.join(root, name, 'img', '0001.jpg'))):
+        LaTOT(root, sequence_names=[name]).get_frames(0, [0])
+
+
+# -------------------------------------------------------------------------------------------------- settings
+def test_an_unset_dataset_folder_names_the_setting_and_local_py(workspace):
+    import types
+    from ltr_plugins.train_settings.mkdnet import _recipe
+    settings = types.SimpleNamespace(env=types.SimpleNamespace(lasot_dir='', got10k_dir=workspace + '/none'),
+                                     train_datasets={'lasot': 1, 'got10k_vottrain': 1})
+    with pytest.raises(FileNotFoundError, match=r'^lasot_dir is not set in .*local\.py: set it to your LaSOT '
+                                                r'folder \(this setting trains on lasot, got10k_vottrain; '):
+        _recipe.dataset_dir(settings, 'lasot_dir', 'LaSOT')
+    with pytest.raises(FileNotFoundError, match="^got10k_dir = '{}/none' is not a folder".format(workspace)):
+        _recipe.dataset_dir(settings, 'got10k_dir', 'GOT-10k')
+    assert _recipe.dataset_dir(types.SimpleNamespace(env=types.SimpleNamespace(lasot_dir=workspace)),
+                               'lasot_dir', 'LaSOT') == workspace
+
+
+def test_run_training_mkdnet_with_the_default_local_py_names_lasot_dir(workspace):
+    result = run_script('ltr/run_training.py', ['mkdnet', 'mkdnet'], ltr=ltr_settings(workspace), check=False)
+    assert 'FileNotFoundError: lasot_dir is not set in ltr/admin/local.py: set it to your LaSOT folder' \
+        in result.stdout
+
+
+# -------------------------------------------------------------------------------------- failed tracking runs
+def test_run_tracker_summarises_one_repeated_failure_once_and_fails(synthetic_latot, workspace):
+    from pytracking_plugins import latot_data
+    count = len(latot_data.split_sequence_names('test'))
+    result = run_script('pytracking/run_tracker.py', ['mkdnet', 'mkdnet', '--dataset_name', 'latot_test'],
+                        pytracking=pytracking_settings(workspace, latot_path=synthetic_latot.root), check=False)
+    assert result.returncode == 1
+    # The cause in full once while tracking (then one short line per sequence), and once in the summary.
+    assert result.stdout.count('FileNotFoundError: Network file mkdnet.pth.tar not found') == 2
+    assert result.stdout.count('Failed: the same FileNotFoundError as above.\n') == count - 1
+    summary = result.stdout[result.stdout.index('\nDone\n'):].splitlines()[2:]
+    assert summary[0] == 'FAILED: {0} of {0} tracker runs on sequences did not finish (no results written for ' \
+                         'them):'.format(count)
+    assert len(summary) == 2
+    assert summary[1].startswith('  mkdnet mkdnet: {} sequences ({}, '.format(count, synthetic_latot.tracked_sequence))
+    assert ' and {} more): FileNotFoundError: Network file mkdnet.pth.tar not found'.format(count - 10) in summary[1]
