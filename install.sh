@@ -33,7 +33,7 @@ LOCAL_FILES=(
   "pytracking/evaluation/local.py:pytracking_local.py"
 )
 # Outside the checkout: .venv/lib/python*/site-packages/pytracking_plugins.pth puts the project and pytracking on
-# the path and imports ltr_plugins.import_hooks (PrRoIPool for ltr.external.PreciseRoIPooling...).
+# the path (two folders, no code).
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
@@ -234,7 +234,7 @@ remove_unedited_local_files() {
 write_pth() {
   local pth content
   pth=$(site_packages)/pytracking_plugins.pth
-  content=$(printf '%s\n%s\n%s\n' "$PROJECT_ROOT" "$PYTRACKING_DIR" "import ltr_plugins.import_hooks")
+  content=$(printf '%s\n%s\n' "$PROJECT_ROOT" "$PYTRACKING_DIR")   # folders on the path, nothing imported
   if [ -f "$pth" ] && [ "$(cat "$pth")" = "$content" ]; then return; fi
   printf '%s\n' "$content" > "$pth"
   say "wrote $pth"
