@@ -137,7 +137,8 @@ def inverse_area(bin_size: torch.Tensor) -> torch.Tensor:
     return torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
 
 
-def cells_read(low: torch.Tensor, high: torch.Tensor, size: Union[int, torch.Tensor]):
+def cells_read(low: torch.Tensor, high: torch.Tensor,
+               size: Union[int, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     """First and last cell (inclusive, clipped to ``0 .. size-1``, never ``last < first``) that bins spanning
     ``low .. high`` (map units, along one axis) read: their bilinear support reaches the cells on both sides of every
     edge. Elementwise over tensors; ``size`` may be a tensor broadcasting with them. NaN reads as 0."""
