@@ -106,16 +106,18 @@ class BinEdges(NamedTuple):
     steps: torch.Tensor
     bin_size: torch.Tensor
     extent: torch.Tensor
+    pooled_height: int
+    pooled_width: int
 
     @property
     def x(self) -> torch.Tensor:
         """[K, PW + 1]"""
-        return self.edges[:, 0, :int(self.steps[0, -1]) + 1]
+        return self.edges[:, 0, :self.pooled_width + 1]
 
     @property
     def y(self) -> torch.Tensor:
         """[K, PH + 1]"""
-        return self.edges[:, 1, :int(self.steps[1, -1]) + 1]
+        return self.edges[:, 1, :self.pooled_height + 1]
 
 
 def bin_edges(coords: torch.Tensor, pooled_height: int, pooled_width: int) -> BinEdges:
@@ -126,7 +128,7 @@ def bin_edges(coords: torch.Tensor, pooled_height: int, pooled_width: int) -> Bi
     extent = coords[:, 2:] - coords[:, :2]
     bin_size = extent.clamp(min=0) / counts
     edges = coords[:, :2].unsqueeze(-1) + steps * bin_size.unsqueeze(-1)
-    return BinEdges(edges, steps, bin_size, extent)
+    return BinEdges(edges, steps, bin_size, extent, pooled_height, pooled_width)
 
 
 def inverse_area(bin_size: torch.Tensor) -> torch.Tensor:
