@@ -303,9 +303,9 @@ write_local_files() {
 
 write_pth() {  # puts pytracking on the environment's path (the plugin itself is an editable install)
   local pth; pth=$(site_packages "$ENV_PYTHON")/$PTH_NAME
-  if [ -f "$pth" ] && [ "$(cat "$pth")" = "$(printf '%s\n%s' "$PYTRACKING_DIR" "import ltr_plugins.import_hooks")" ]; then return; fi
+  if [ -f "$pth" ] && [ "$(cat "$pth")" = "$PYTRACKING_DIR" ]; then return; fi
   if [ -f "$pth" ]; then cp "$pth" "$pth.before-install"; journal "restore:$pth"; else journal "file:$pth"; fi
-  printf '%s\n%s\n' "$PYTRACKING_DIR" "import ltr_plugins.import_hooks" > "$pth"
+  printf '%s\n' "$PYTRACKING_DIR" > "$pth"   # a folder on the path; it imports nothing
   say "wrote $pth"
 }
 

@@ -104,11 +104,11 @@ def strategies(device: torch.device, generator: torch.Generator, warmup: int, re
             boxes = torch.cat([torch.zeros(10, 1), centre - sides / 2, centre + sides / 2], 1).to(device)
             coords = boxes[:, 1:] / 8
             with torch.no_grad():
-                edges_x, edges_y, _, _ = prroi_module._bin_edges(coords, 5, 5)
-            chosen = prroi_module._choose_strategy('auto', 1, edges_x, edges_y, 44, 44)
-            window = prroi_module._choose_strategy('window', 1, edges_x, edges_y, 44, 44)
+                edges = prroi_module.bin_edges(coords, 5, 5)
+            chosen = prroi_module._choose_strategy('auto', 1, edges, 44, 44)
+            window = prroi_module._choose_strategy('window', 1, edges, 44, 44)
             area = (window[1] - window[0] + 1) * (window[3] - window[2] + 1)
-            largest_bin = ((edges_x[:, 1:] - edges_x[:, :-1]).max() + 2) * ((edges_y[:, 1:] - edges_y[:, :-1]).max() + 2)
+            largest_bin = (edges.bin_size[:, 0].max() + 2) * (edges.bin_size[:, 1].max() + 2)
 
             def run(strategy):
                 rois = boxes.clone().requires_grad_(True)

@@ -371,7 +371,7 @@ def stage_breakdown(tracker, sequence, device: str, seed: int, runs: int):
     from ltr.models.bbreg.atom_iou_net import AtomIoUNet
     from ltr_plugins.prroi_pool import PrRoIPool2D
     from pytracking.features.net_wrappers import NetWithBackbone
-    from pytracking_plugins.iou_window import WindowedIoUNet
+    from pytracking_plugins.iou_window import WindowedIoUFeatures, WindowedIoUNet
     DiMP = dimp_module.DiMP
 
     flags = defaultdict(int)
@@ -392,11 +392,11 @@ def stage_breakdown(tracker, sequence, device: str, seed: int, runs: int):
     timer.wrap(DiMP, 'localize_target', 'localize')
     timer.wrap(DiMP, 'refine_target_box', 'refine')
     timer.wrap(DiMP, 'get_iou_features', 'iou_feat')
-    timer.wrap(WindowedIoUNet, '__init__', 'iou_feat')   # MKDNet's IoU features: in a window around the boxes
+    timer.wrap(WindowedIoUNet, 'iou_features', 'iou_feat')   # MKDNet's IoU features: in a window around the boxes
     timer.wrap(DiMP, 'optimize_boxes_relative', 'optimize')
     timer.wrap(DiMP, 'optimize_boxes_default', 'optimize')
     timer.wrap(AtomIoUNet, 'predict_iou', 'predict_iou')
-    timer.wrap(WindowedIoUNet, 'predict_iou', 'predict_iou')
+    timer.wrap(WindowedIoUFeatures, 'predict_iou', 'predict_iou')
     timer.wrap(PrRoIPool2D, 'forward', 'prroi')
     timer.wrap(torch.Tensor, 'backward', 'backward')
     timer.wrap(DiMP, 'update_classifier', 'update')

@@ -1,5 +1,9 @@
 """Precise RoI Pooling (PrRoIPool, Jiang et al., "Acquisition of Localization Confidence for Accurate Object
-Detection", ECCV 2018) in pure PyTorch, with optional dispatch to the original CUDA extension.
+Detection", ECCV 2018) in pure PyTorch, dispatching to the original CUDA extension where it loads.
+
+pytracking builds its ``PrRoIPool2D`` modules from here (``settings/pytracking_patches/09-prroi-pool-import.patch``):
+for float32 CUDA tensors :func:`prroi_pool2d` calls the extension of the ``ltr/external/PreciseRoIPooling``
+submodule when that is populated and builds, and the pure-PyTorch op below otherwise.
 
 Definition (the one the CUDA op implements):
 
@@ -24,65 +28,50 @@ in, the weights of bin ``(k, ph, pw)`` are the outer product ``B_i * A_j``, and 
 product with the window's ``C x (rows * columns)`` features. Both strategies compute the same sums of the same
 weights (cells outside a bin's support get weight exactly 0); :func:`_choose_strategy` picks the cheaper one.
 """
-import importlib.util
+import importlib
 import os
-import sys
 import warnings
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 __all__ = ['PrRoIPool2D', 'prroi_pool2d']
 
 BACKENDS = ('auto', 'torch', 'cuda')
 BACKEND_ENV_VAR = 'PRROI_POOL_BACKEND'
+# pytracking's own path to the PreciseRoIPooling submodule (a CUDA extension, JIT-compiled on its first call).
+CUDA_EXTENSION_MODULE = 'ltr.external.PreciseRoIPooling.pytorch.prroi_pool.functional'
 
-# Private name for the submodule's package, so loading it never goes through the public
-# ``ltr.external.PreciseRoIPooling.pytorch.prroi_pool`` path, which the plugin aliases to this very module.
-_CUDA_PACKAGE_NAME = '_ltr_plugins_prroi_pool_cuda_ext'
-_cuda_state = {'loaded': False, 'fn': None, 'reason': 'not loaded yet'}
+Window = Tuple[int, int, int, int]   # first row, last row, first column, last column (inclusive), in map cells
 
 
-def _load_cuda_prroi_pool2d() -> Optional[Callable]:
-    """Returns ``prroi_pool2d`` of the populated PreciseRoIPooling submodule, or None (the reason is kept).
+class _CudaExtension:
+    """The submodule's ``prroi_pool2d``, imported on first use; ``reason`` says why it is unavailable."""
 
-    The submodule lives at ``<ltr>/external/PreciseRoIPooling/pytorch/prroi_pool/``. Its ``functional.py``
-    JIT-compiles the extension from ``src/`` on the first CUDA call, so importing it here is cheap. The result is
-    cached; the reason for a None is reported by :func:`prroi_pool2d` when ``backend='cuda'`` is asked for.
-    """
-    if _cuda_state['loaded']:
-        return _cuda_state['fn']
-    _cuda_state['loaded'] = True
-    try:
-        import ltr  # lazily: this module is itself imported under an ``ltr.external...`` alias
-    except ImportError as exc:
-        _cuda_state['reason'] = "pytracking's ltr package is not importable ({!r})".format(exc)
-        return None
-    try:
-        package_dir = os.path.join(os.path.dirname(ltr.__file__), 'external', 'PreciseRoIPooling', 'pytorch',
-                                   'prroi_pool')
-        functional_file = os.path.join(package_dir, 'functional.py')
-        if not (os.path.isfile(functional_file) and os.path.isdir(os.path.join(package_dir, 'src'))):
-            _cuda_state['reason'] = 'the PreciseRoIPooling submodule is not populated ({} lacks functional.py ' \
-                                    'or src/)'.format(package_dir)
-            return None
-        # Register the folder as a package without running its __init__ (which imports more than needed), so
-        # relative imports inside functional.py resolve against the submodule's own files.
-        package_spec = importlib.util.spec_from_file_location(
-            _CUDA_PACKAGE_NAME, os.path.join(package_dir, '__init__.py'), submodule_search_locations=[package_dir])
-        sys.modules.setdefault(_CUDA_PACKAGE_NAME, importlib.util.module_from_spec(package_spec))
-        spec = importlib.util.spec_from_file_location(_CUDA_PACKAGE_NAME + '.functional', functional_file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        _cuda_state['fn'] = module.prroi_pool2d
-        _cuda_state['reason'] = None
-    except Exception as exc:  # an unusable submodule must not break the pure-PyTorch path
-        _cuda_state['reason'] = 'importing the PreciseRoIPooling submodule failed: {!r}'.format(exc)
-        _cuda_state['fn'] = None
-    return _cuda_state['fn']
+    def __init__(self):
+        self.imported = False
+        self.fn: Optional[Callable] = None
+        self.reason: Optional[str] = 'not imported yet'
+
+    def get(self) -> Optional[Callable]:
+        if not self.imported:
+            self.imported = True
+            try:
+                self.fn, self.reason = importlib.import_module(CUDA_EXTENSION_MODULE).prroi_pool2d, None
+            except ImportError as exc:   # the submodule is not populated (most checkouts)
+                self.reason = 'the PreciseRoIPooling submodule does not import ({!r})'.format(exc)
+            except Exception as exc:     # an unusable submodule must not break the pure-PyTorch path
+                self.reason = 'importing the PreciseRoIPooling submodule failed: {!r}'.format(exc)
+        return self.fn
+
+    def disable(self, reason: str) -> None:
+        self.fn, self.reason = None, reason
+
+
+_CUDA_EXTENSION = _CudaExtension()
 
 
 def _resolve_backend(backend: Optional[str]) -> str:
@@ -95,6 +84,7 @@ def _resolve_backend(backend: Optional[str]) -> str:
     return backend
 
 
+# ------------------------------------------------------------------------------------------------- bin geometry
 def _tri_antiderivative(t: torch.Tensor, with_derivative: bool = False):
     """G(t) = integral of tri from -inf to t: 0 below -1, 1 above 1, and 1/2 + t - t|t|/2 in between (the two
     quadratics (t + 1)^2 / 2 and 1 - (1 - t)^2 / 2 in one expression). ``with_derivative``: (G(t), tri(t))."""
@@ -104,24 +94,83 @@ def _tri_antiderivative(t: torch.Tensor, with_derivative: bool = False):
     return (g, 1 - t_abs) if with_derivative else g
 
 
+class BinEdges(NamedTuple):
+    """The bins of RoIs ``x1, y1, x2, y2`` (map units), both axes stacked (axis 0: x, 1: y).
+
+    ``edges`` [K, 2, P + 1] (``P = max(PH, PW)``) are ``x1 + p * bin_w`` for ``p = steps[0]`` (and likewise in y):
+    not cumulated, so the last edge is ``x2`` up to one rounding, as in the CUDA op. ``steps`` [2, P + 1] counts
+    ``0 .. PW`` along x and ``0 .. PH`` along y, the shorter axis repeating its last edge. ``bin_size`` [K, 2] is
+    ``max(x2 - x1, 0) / PW, max(y2 - y1, 0) / PH``; ``extent`` [K, 2] is ``x2 - x1, y2 - y1``.
+    """
+    edges: torch.Tensor
+    steps: torch.Tensor
+    bin_size: torch.Tensor
+    extent: torch.Tensor
+    pooled_height: int
+    pooled_width: int
+
+    @property
+    def x(self) -> torch.Tensor:
+        """[K, PW + 1]"""
+        return self.edges[:, 0, :self.pooled_width + 1]
+
+    @property
+    def y(self) -> torch.Tensor:
+        """[K, PH + 1]"""
+        return self.edges[:, 1, :self.pooled_height + 1]
+
+
+def bin_edges(coords: torch.Tensor, pooled_height: int, pooled_width: int) -> BinEdges:
+    """The bin edges of RoIs ``coords`` [K, 4] (``x1, y1, x2, y2`` in map units); see :class:`BinEdges`."""
+    counts = torch.tensor([pooled_width, pooled_height], device=coords.device, dtype=coords.dtype)
+    steps = torch.arange(max(pooled_height, pooled_width) + 1, device=coords.device, dtype=coords.dtype)
+    steps = torch.minimum(steps, counts.view(2, 1))
+    extent = coords[:, 2:] - coords[:, :2]
+    bin_size = extent.clamp(min=0) / counts
+    edges = coords[:, :2].unsqueeze(-1) + steps * bin_size.unsqueeze(-1)
+    return BinEdges(edges, steps, bin_size, extent, pooled_height, pooled_width)
+
+
+def inverse_area(bin_size: torch.Tensor) -> torch.Tensor:
+    """1 / (bin_w * bin_h) of bins ``bin_size`` [..., 2], 0 for an empty bin."""
+    area = bin_size[..., 0] * bin_size[..., 1]
+    # Double where: a zero-area bin yields 0 and, unlike 0 * inf, a zero gradient.
+    safe_area = torch.where(area > 0, area, torch.ones_like(area))
+    return torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
+
+
+def cells_read(low: torch.Tensor, high: torch.Tensor,
+               size: Union[int, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """First and last cell (inclusive, clipped to ``0 .. size-1``, never ``last < first``) that bins spanning
+    ``low .. high`` (map units, along one axis) read: their bilinear support reaches the cells on both sides of every
+    edge. Elementwise over tensors; ``size`` may be a tensor broadcasting with them. NaN reads as 0."""
+    with torch.no_grad():
+        size = torch.as_tensor(size, device=low.device, dtype=low.dtype)
+        low = torch.minimum(torch.nan_to_num(low, nan=0.0).clamp(min=-2.0), size + 1)
+        high = torch.minimum(torch.nan_to_num(high, nan=0.0).clamp(min=-2.0), size + 1)
+        first = torch.minimum(torch.floor(low).clamp(min=0), size - 1)
+        last = torch.maximum(torch.minimum(torch.ceil(high), size - 1), first)
+    return first.long(), last.long()
+
+
+def window_read(low: torch.Tensor, high: torch.Tensor, map_size: Tuple[int, int]) -> Window:
+    """The window of cells that bins between ``low = (x, y)`` and ``high`` (map units) read on a map of
+    ``map_size = (H, W)``."""
+    first, last = cells_read(low, high, torch.tensor([map_size[1], map_size[0]]))
+    (x_first, y_first), (x_last, y_last) = first.tolist(), last.tolist()
+    return y_first, y_last, x_first, x_last
+
+
 def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
     """Integration weights of the samples ``0 .. size-1`` along one axis for bins ``[lo, hi]`` (shape [K, P]).
 
-    Returns ``first`` [K, P] (first sample index touched), ``count`` [K, P] (number of samples touched, after
-    clipping to the map) and ``weights`` [K, P, span] where ``weights[..., t]`` belongs to sample ``first + t``.
+    Returns ``first`` [K, P] (first sample index touched), ``count`` [K, P] (number of samples touched) and
+    ``weights`` [K, P, span] where ``weights[..., t]`` belongs to sample ``first + t``.
     """
-    with torch.no_grad():
-        # NaN/inf coordinates must not turn into absurd indices or tap counts.
-        lo_d = torch.nan_to_num(lo, nan=0.0).clamp(-2.0, size + 1.0)
-        hi_d = torch.nan_to_num(hi, nan=0.0).clamp(-2.0, size + 1.0)
-        first = torch.floor(lo_d).clamp(min=0)
-        last = torch.ceil(hi_d).clamp(max=size - 1)
-        count = (last - first + 1).clamp(min=0)
-        span = max(int(count.max()), 1) if count.numel() else 1
-        first = first.long()
-        count = count.long()
-    positions = first.unsqueeze(-1) + torch.arange(span, device=lo.device, dtype=torch.long)
-    positions = positions.to(lo.dtype)
+    first, last = cells_read(lo, hi, size)
+    count = last - first + 1
+    span = int(count.max()) if count.numel() else 1
+    positions = (first.unsqueeze(-1) + torch.arange(span, device=lo.device)).to(lo.dtype)
     weights = _tri_antiderivative(hi.unsqueeze(-1) - positions) - _tri_antiderivative(lo.unsqueeze(-1) - positions)
     return first, count, weights
 
@@ -129,125 +178,99 @@ def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
 STRATEGIES = ('auto', 'taps', 'window')
 
 # The window strategy multiplies every bin's weights with every cell of the shared window; the taps strategy only
-# touches a bin's own cells, but a gathered tap costs far more than a multiply-add in a matrix product. Measured on
-# CPU (bench/prroi_pool.py, "strategies": 10 boxes, forward and backward), the window strategy takes 0.55 of the
-# taps' time for boxes clustered as DiMP's refinement's (windows 4 to 16 times a bin), as much at about 45 times,
-# and 1.6 to 1.9 times as much for boxes spread over the map (150 to 230 times): it is chosen up to
+# touches a bin's own cells, but a gathered tap costs far more than a multiply-add in a matrix product, so the
+# window is the cheaper one up to windows this many times the largest bin (bench/prroi_pool.py, "strategies").
 WINDOW_AREA_FACTOR = 32
 
 
-def _edge_range(edges: torch.Tensor, size: int):
-    """First and last sample (inclusive, clipped to ``0 .. size-1``) that bins with these edges touch."""
-    with torch.no_grad():
-        edges = torch.nan_to_num(edges, nan=0.0).clamp(-2.0, size + 1.0)
-        first = min(max(int(torch.floor(edges.min())), 0), size - 1)
-        last = max(min(int(torch.ceil(edges.max())), size - 1), first)
-    return first, last
-
-
-def _choose_strategy(strategy: str, num_maps: int, xs: torch.Tensor, ys: torch.Tensor, H: int, W: int):
+def _choose_strategy(strategy: str, num_maps: int, edges: BinEdges, H: int, W: int):
     """'taps' or the window ``(y_first, y_last, x_first, x_last)`` for the 'window' strategy."""
-    if strategy == 'taps' or num_maps != 1 or xs.shape[0] == 0:
+    if strategy == 'taps' or num_maps != 1 or edges.edges.shape[0] == 0:
         if strategy == 'window' and num_maps != 1:
             raise ValueError("PrRoIPool strategy='window' pools one feature map, got {}".format(num_maps))
         return 'taps'
-    y_first, y_last = _edge_range(ys, H)
-    x_first, x_last = _edge_range(xs, W)
+    with torch.no_grad():
+        low = torch.stack((edges.x.min(), edges.y.min()))
+        high = torch.stack((edges.x.max(), edges.y.max()))
+    window = window_read(low, high, (H, W))
     if strategy == 'auto':
-        with torch.no_grad():
-            largest_bin = (float((xs[:, 1:] - xs[:, :-1]).max()) + 2) * (float((ys[:, 1:] - ys[:, :-1]).max()) + 2)
-        window_area = (y_last - y_first + 1) * (x_last - x_first + 1)
-        if not window_area <= WINDOW_AREA_FACTOR * largest_bin:   # 'not <=' also sends NaN sizes to 'taps'
+        largest_bin_w, largest_bin_h = edges.bin_size.amax(0).tolist()
+        window_area = (window[1] - window[0] + 1) * (window[3] - window[2] + 1)
+        if not window_area <= WINDOW_AREA_FACTOR * (largest_bin_w + 2) * (largest_bin_h + 2):   # NaN: 'taps'
             return 'taps'
-    return y_first, y_last, x_first, x_last
+    return window
 
 
-def _bin_edges(coords: torch.Tensor, pooled_height: int, pooled_width: int):
-    """Bin edges ``xs`` [K, PW + 1] and ``ys`` [K, PH + 1] and bin sizes of RoIs ``x1, y1, x2, y2`` (map units)."""
-    x1, y1, x2, y2 = coords.unbind(1)
-    bin_w = (x2 - x1).clamp(min=0) / pooled_width
-    bin_h = (y2 - y1).clamp(min=0) / pooled_height
-    # Bin edges as x1 + p * bin (not cumulated) so the last edge is x2 up to one rounding, as in the CUDA op.
-    xs = x1.unsqueeze(1) + torch.arange(pooled_width + 1, device=coords.device, dtype=coords.dtype) * bin_w.unsqueeze(1)
-    ys = y1.unsqueeze(1) + torch.arange(pooled_height + 1, device=coords.device, dtype=coords.dtype) * bin_h.unsqueeze(1)
-    return xs, ys, bin_w, bin_h
-
-
-def _inverse_area(bin_w: torch.Tensor, bin_h: torch.Tensor) -> torch.Tensor:
-    area = bin_w * bin_h
-    # Double where: a zero-area bin yields 0 and, unlike 0 * inf, a zero gradient.
-    safe_area = torch.where(area > 0, area, torch.ones_like(area))
-    return torch.where(area > 0, 1.0 / safe_area, torch.zeros_like(area))
-
-
-class WindowWeights:
-    """The window strategy's bin weights for RoIs ``coords`` (map units, ``x1, y1, x2, y2`` rows) over the cells
-    ``window = (first row, last row, first column, last column)``, and their gradient.
+# ---------------------------------------------------------------------------------------------- window strategy
+class WindowWeights(NamedTuple):
+    """The window strategy's bin weights for RoIs over the cells of a window, and what their gradient needs.
 
     ``bins`` [K * PH * PW, rows * columns] holds, for bin ``(k, ph, pw)`` (row ``(k * PH + ph) * PW + pw``), the
     weight of every window cell (row-major), the bin's inverse area included: pooled features are
-    ``bins @ window_features.T``. Plain tensors without autograd history: :meth:`coords_gradient` gives the
-    gradient, so callers that pool inside a hand-written backward (the box refinement of
-    ``pytracking_plugins.iou_window``) reuse both.
-
-    Both axes are computed together (axis 0: x, bins along the width, the window's columns; axis 1: y), the shorter
-    one padded: bins beyond an axis' count repeat its last edge, samples beyond its cells lie far away, and both get
-    weight 0.
+    ``bins @ window_features.T``. Plain tensors without autograd history (built by :func:`window_weights`), so that
+    autograd functions can keep them with ``save_for_backward``; :meth:`coords_gradient` gives the gradient.
     """
-
-    def __init__(self, coords: torch.Tensor, pooled_height: int, pooled_width: int, window):
-        y_first, y_last, x_first, x_last = window
-        K, PH, PW = coords.shape[0], pooled_height, pooled_width
-        device, dtype = coords.device, coords.dtype
-        self.coords, self.shape = coords, (K, PH, PW, y_last - y_first + 1, x_last - x_first + 1)
-        self.counts = torch.tensor([PW, PH], device=device, dtype=dtype)
-        steps = torch.arange(max(PH, PW) + 1, device=device, dtype=dtype)
-        self.steps = torch.minimum(steps, self.counts.view(2, 1))                      # [2, P + 1]
-        self.extent = coords[:, 2:] - coords[:, :2]                                    # [K, 2]: x2 - x1, y2 - y1
-        self.bin_size = self.extent.clamp(min=0) / self.counts                         # [K, 2]: bin_w, bin_h
-        # x1 + p * bin_w, as _bin_edges computes them
-        self.edges = coords[:, :2].unsqueeze(-1) + self.steps * self.bin_size.unsqueeze(-1)   # [K, 2, P + 1]
-        size = max(self.shape[3], self.shape[4])
-        far = -float(size + 2)
-        self.samples = torch.full((2, size), far, device=device, dtype=dtype)
-        self.samples[0, :self.shape[4]] = torch.arange(x_first, x_last + 1, device=device, dtype=dtype)
-        self.samples[1, :self.shape[3]] = torch.arange(y_first, y_last + 1, device=device, dtype=dtype)
-        # G and its derivative tri at every edge and sample: [K, 2, P + 1, S]
-        g, self.tri = _tri_antiderivative(self.edges.unsqueeze(-1) - self.samples.view(1, 2, 1, size), True)
-        axis_weights = g[:, :, 1:] - g[:, :, :-1]                        # [K, 2, P, S]
-        area = self.bin_size[:, 0] * self.bin_size[:, 1]   # no autograd here: one where gives empty bins their 0
-        self.inv_area = torch.where(area > 0, area.reciprocal(), 0.0)
-        self.weights_x = axis_weights[:, 0, :PW, :self.shape[4]]                    # [K, PW, Ww]
-        self.unscaled_weights_y = axis_weights[:, 1, :PH, :self.shape[3]]           # [K, PH, Hw]
-        self.weights_y = self.unscaled_weights_y * self.inv_area.view(K, 1, 1)
-        self.bins = (self.weights_y.view(K, PH, 1, -1, 1) * self.weights_x.reshape(K, 1, PW, 1, -1)).reshape(
-            K * PH * PW, -1)
+    bins: torch.Tensor                 # [K * PH * PW, rows * columns]
+    weights_x: torch.Tensor            # [K, PW, columns]
+    unscaled_weights_y: torch.Tensor   # [K, PH, rows]
+    inv_area: torch.Tensor             # [K]
+    tri: torch.Tensor                  # [K, 2, P + 1, S]: tri(edge - sample), G's derivative
+    steps: torch.Tensor                # BinEdges.steps
+    bin_size: torch.Tensor             # BinEdges.bin_size
+    extent: torch.Tensor               # BinEdges.extent
 
     def coords_gradient(self, grad_bins: torch.Tensor) -> torch.Tensor:
-        """Gradient [K, 4] with respect to ``coords``, given the gradient [K * PH * PW, rows * columns] of ``bins``."""
-        K, PH, PW, rows, columns = self.shape
+        """Gradient [K, 4] with respect to the RoIs, given the gradient [K * PH * PW, rows * columns] of ``bins``."""
+        K, PW, columns = self.weights_x.shape
+        PH, rows = self.unscaled_weights_y.shape[1:]
+        weights_y = self.unscaled_weights_y * self.inv_area.view(K, 1, 1)
         grad_bins = grad_bins.view(K, PH, PW, rows, columns)
-        grad_weights_y = (grad_bins * self.weights_x.reshape(K, 1, PW, 1, columns)).sum((2, 4))   # [K, PH, Hw]
-        grad_weights_x = (grad_bins * self.weights_y.view(K, PH, 1, rows, 1)).sum((1, 3))         # [K, PW, Ww]
+        grad_weights_y = (grad_bins * self.weights_x.reshape(K, 1, PW, 1, columns)).sum((2, 4))   # [K, PH, rows]
+        grad_weights_x = (grad_bins * weights_y.view(K, PH, 1, rows, 1)).sum((1, 3))            # [K, PW, columns]
         grad_inv_area = (grad_weights_y * self.unscaled_weights_y).sum((1, 2))
         grad_axis = grad_bins.new_zeros(self.tri.shape[:2] + (self.tri.shape[2] - 1, self.tri.shape[3]))
         grad_axis[:, 0, :PW, :columns] = grad_weights_x
         grad_axis[:, 1, :PH, :rows] = grad_weights_y * self.inv_area.view(K, 1, 1)
         # weights = G(edge[p + 1] - s) - G(edge[p] - s): edge m gets G'(edge[m] - s) (grad[m - 1] - grad[m])
-        padding = torch.nn.functional.pad(grad_axis, (0, 0, 1, 1))
+        padding = F.pad(grad_axis, (0, 0, 1, 1))
         grad_edges = ((padding[:, :, :-1] - padding[:, :, 1:]) * self.tri).sum(-1)   # [K, 2, P + 1]
         # inv_area = 1 / (bin_w * bin_h) where the area is positive, 0 (and no gradient) elsewhere
         grad_area = -grad_inv_area * self.inv_area * self.inv_area
         # edge[m] = x1 + m * bin_w, bin_w = max(x2 - x1, 0) / PW (clamp passes the gradient at 0, as autograd's)
         grad_bin_size = (grad_edges * self.steps).sum(-1) + grad_area.unsqueeze(1) * self.bin_size.flip(1)
-        grad_extent = grad_bin_size * (self.extent >= 0) / self.counts
+        grad_extent = grad_bin_size * (self.extent >= 0) / self.steps[:, -1]
         return torch.cat([grad_edges.sum(-1) - grad_extent, grad_extent], 1)
 
 
-def window_features(features: torch.Tensor, window) -> torch.Tensor:
-    """``features[0]`` [C, H, W] over the window's cells, as [C, rows * columns]."""
+def window_weights(coords: torch.Tensor, pooled_height: int, pooled_width: int, window: Window) -> WindowWeights:
+    """The window strategy's weights for RoIs ``coords`` [K, 4] (map units, ``x1, y1, x2, y2``) over the cells
+    ``window``. Both axes are computed together, the shorter one padded: bins beyond an axis' count repeat its last
+    edge, samples beyond its cells lie far away, and both get weight 0."""
     y_first, y_last, x_first, x_last = window
-    return features[0, :, y_first:y_last + 1, x_first:x_last + 1].reshape(features.shape[1], -1)
+    rows, columns = y_last - y_first + 1, x_last - x_first + 1
+    K, PH, PW = coords.shape[0], pooled_height, pooled_width
+    device, dtype = coords.device, coords.dtype
+    with torch.no_grad():
+        edges = bin_edges(coords, PH, PW)
+        size = max(rows, columns)
+        samples = torch.full((2, size), -float(size + 2), device=device, dtype=dtype)
+        samples[0, :columns] = torch.arange(x_first, x_last + 1, device=device, dtype=dtype)
+        samples[1, :rows] = torch.arange(y_first, y_last + 1, device=device, dtype=dtype)
+        g, tri = _tri_antiderivative(edges.edges.unsqueeze(-1) - samples.view(1, 2, 1, size), True)
+        axis_weights = g[:, :, 1:] - g[:, :, :-1]                    # [K, 2, P, S]
+        inv_area = inverse_area(edges.bin_size)
+        weights_x = axis_weights[:, 0, :PW, :columns]
+        unscaled_weights_y = axis_weights[:, 1, :PH, :rows]
+        weights_y = unscaled_weights_y * inv_area.view(K, 1, 1)
+        bins = (weights_y.view(K, PH, 1, -1, 1) * weights_x.reshape(K, 1, PW, 1, -1)).reshape(K * PH * PW, -1)
+    return WindowWeights(bins, weights_x, unscaled_weights_y, inv_area, tri, edges.steps, edges.bin_size,
+                         edges.extent)
+
+
+def window_cells(features: torch.Tensor, window: Window) -> torch.Tensor:
+    """``features`` [C, H, W] over the window's cells, as [C, rows * columns]."""
+    y_first, y_last, x_first, x_last = window
+    return features[:, y_first:y_last + 1, x_first:x_last + 1].reshape(features.shape[0], -1)
 
 
 class _WindowPool(torch.autograd.Function):
@@ -259,15 +282,18 @@ class _WindowPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features, coords, pooled_height, pooled_width, window):
-        K, C = coords.shape[0], features.shape[1]
-        weights = WindowWeights(coords, pooled_height, pooled_width, window)
-        cells = window_features(features, window)
+        weights = window_weights(coords, pooled_height, pooled_width, window)
+        cells = window_cells(features[0], window)
         pooled = torch.mm(weights.bins, cells.t())   # [K * PH * PW, C]
-        ctx.weights, ctx.cells, ctx.features_shape, ctx.window = weights, cells, features.shape, window
-        return pooled.view(K, pooled_height, pooled_width, C).permute(0, 3, 1, 2).contiguous()
+        ctx.features_shape, ctx.window = tuple(features.shape), window
+        ctx.save_for_backward(cells, *weights)
+        return pooled.view(coords.shape[0], pooled_height, pooled_width, -1).permute(0, 3, 1, 2).contiguous()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_pooled):
+        cells, *saved = ctx.saved_tensors
+        weights = WindowWeights(*saved)
         K, C, PH, PW = grad_pooled.shape
         grad = grad_pooled.permute(0, 2, 3, 1).reshape(K * PH * PW, C)
         grad_features = grad_coords = None
@@ -275,12 +301,13 @@ class _WindowPool(torch.autograd.Function):
             y_first, y_last, x_first, x_last = ctx.window
             grad_features = grad.new_zeros(ctx.features_shape)
             grad_features[0, :, y_first:y_last + 1, x_first:x_last + 1] = \
-                torch.mm(grad.t(), ctx.weights.bins).view(C, y_last - y_first + 1, x_last - x_first + 1)
+                torch.mm(grad.t(), weights.bins).view(C, y_last - y_first + 1, x_last - x_first + 1)
         if ctx.needs_input_grad[1]:
-            grad_coords = ctx.weights.coords_gradient(torch.mm(grad, ctx.cells))
+            grad_coords = weights.coords_gradient(torch.mm(grad, cells))
         return grad_features, grad_coords, None, None, None
 
 
+# ------------------------------------------------------------------------------------------------ taps strategy
 def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
                         spatial_scale: float, strategy: str = 'auto') -> torch.Tensor:
     N, C, H, W = features.shape
@@ -299,13 +326,13 @@ def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_heigh
     coords = rois[:, 1:] * spatial_scale
     if N == 1 or strategy == 'window':   # several maps (training batches) always gather taps
         with torch.no_grad():
-            edges_x, edges_y, _, _ = _bin_edges(coords, PH, PW)
-        window = _choose_strategy(strategy, N, edges_x, edges_y, H, W)
+            window = _choose_strategy(strategy, N, bin_edges(coords, PH, PW), H, W)
         if window != 'taps':
             return _WindowPool.apply(features, coords, PH, PW, window)
 
-    xs, ys, bin_w, bin_h = _bin_edges(coords, PH, PW)
-    inv_area = _inverse_area(bin_w, bin_h)
+    edges = bin_edges(coords, PH, PW)
+    xs, ys = edges.x, edges.y
+    inv_area = inverse_area(edges.bin_size)
     first_x, count_x, weights_x = _axis_weights(xs[:, :-1], xs[:, 1:], W)   # [K, PW], [K, PW], [K, PW, span_x]
     first_y, count_y, weights_y = _axis_weights(ys[:, :-1], ys[:, 1:], H)   # [K, PH], [K, PH], [K, PH, span_y]
     span_x, span_y = weights_x.shape[-1], weights_y.shape[-1]
@@ -390,20 +417,19 @@ def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int,
         if features.dtype != torch.float32:
             raise TypeError("PrRoIPool backend='cuda': the CUDA extension takes float32 features, got {}".format(
                 features.dtype))
-        fn = _load_cuda_prroi_pool2d()
+        fn = _CUDA_EXTENSION.get()
         if fn is None:
-            raise RuntimeError("PrRoIPool backend='cuda' is unavailable: {}".format(_cuda_state['reason']))
+            raise RuntimeError("PrRoIPool backend='cuda' is unavailable: {}".format(_CUDA_EXTENSION.reason))
         return fn(features, rois.to(features.dtype), pooled_height, pooled_width, spatial_scale)
     if backend == 'auto' and features.is_cuda and features.dtype == torch.float32:
-        fn = _load_cuda_prroi_pool2d()
+        fn = _CUDA_EXTENSION.get()
         if fn is not None:
             try:
                 return fn(features, rois.to(features.dtype), pooled_height, pooled_width, spatial_scale)
             except ImportError as exc:  # the submodule raises this when the JIT build of its kernels fails
-                _cuda_state['fn'] = None
-                _cuda_state['reason'] = 'building the CUDA extension failed: {!r}'.format(exc)
+                _CUDA_EXTENSION.disable('building the CUDA extension failed: {!r}'.format(exc))
                 warnings.warn('PrRoIPool: {}; falling back to the pure-PyTorch implementation'.format(
-                    _cuda_state['reason']))
+                    _CUDA_EXTENSION.reason))
     return _prroi_pool2d_torch(features, rois, pooled_height, pooled_width, spatial_scale)
 
 

@@ -9,6 +9,8 @@ from ltr.models.bbreg.atom_iou_net import AtomIoUNet
 from pytracking_plugins import iou_window
 from pytracking_plugins.iou_window import LeftWindow, WindowedIoUNet
 
+MARGIN = 0.25
+
 CROP = 352
 TARGET = torch.tensor([150.0, 160.0, 58.0, 47.0])   # x, y, w, h in the crop: a sixth of it, as DiMP samples
 
@@ -80,17 +82,17 @@ def test_supports_stock_iou_nets_in_eval_mode_only():
         pass
     assert not iou_window.supports_windowing(Custom(input_dim=(512, 1024)).eval())
     with pytest.raises(TypeError, match='stock AtomIoUNet in eval mode'):
-        WindowedIoUNet(net.train(), None, [], TARGET.view(1, 4), 0.25)
+        WindowedIoUNet(net.train())
 
 
 def test_window_features_equal_the_whole_maps_inside_the_window(crop):
     net, backbone, modulation, whole_map, boxes = crop
-    windowed = WindowedIoUNet(net, modulation, backbone, boxes, margin=0.25)
-    for branch, feat, mod in zip(windowed.branches, whole_map, modulation):
-        y0, y1, x0, x1 = branch.window
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, MARGIN)
+    for window, cells, feat, mod in zip(windowed.windows, windowed.cells, whole_map, modulation):
+        y0, y1, x0, x1 = window
         assert 0 < y0 <= y1 < feat.shape[-2] - 1 and 0 < x0 <= x1 < feat.shape[-1] - 1   # an inner window
         expected = (feat * mod.reshape(1, -1, 1, 1))[0, :, y0:y1 + 1, x0:x1 + 1]
-        torch.testing.assert_close(branch.cells, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(cells, expected, rtol=1e-5, atol=1e-5)
     # the window reaches a quarter of the box size beyond the boxes: (58 * 1.25 + jitter) / 8 cells and more
     y0, y1, x0, x1 = windowed.windows[0]
     assert x1 - x0 + 1 >= 58 * 1.5 / 8 and (x1 - x0 + 1) * (y1 - y0 + 1) < 0.25 * (CROP // 8) ** 2
@@ -99,24 +101,24 @@ def test_window_features_equal_the_whole_maps_inside_the_window(crop):
 def test_window_at_the_border_of_the_crop(crop):
     net, backbone, modulation, whole_map, _ = crop
     corner = torch.tensor([[2.0, 3.0, 40.0, 30.0]])
-    windowed = WindowedIoUNet(net, modulation, backbone, corner, margin=0.25)
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, corner, MARGIN)
     assert [window[0] for window in windowed.windows] == [0, 0] and [w[2] for w in windowed.windows] == [0, 0]
-    for branch, feat, mod in zip(windowed.branches, whole_map, modulation):
-        y0, y1, x0, x1 = branch.window
-        torch.testing.assert_close(branch.cells, (feat * mod.reshape(1, -1, 1, 1))[0, :, y0:y1 + 1, x0:x1 + 1],
+    for window, cells, feat, mod in zip(windowed.windows, windowed.cells, whole_map, modulation):
+        y0, y1, x0, x1 = window
+        torch.testing.assert_close(cells, (feat * mod.reshape(1, -1, 1, 1))[0, :, y0:y1 + 1, x0:x1 + 1],
                                    rtol=1e-5, atol=1e-5)
 
 
 def test_predictions_and_box_gradients_are_the_iou_nets(crop):
     net, backbone, modulation, whole_map, boxes = crop
-    windowed = WindowedIoUNet(net, modulation, backbone, boxes, margin=0.25)
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, MARGIN)
     generator = torch.Generator().manual_seed(3)
     for _ in range(3):
         proposals = (boxes + torch.randn(10, 4, generator=generator)).view(1, 10, 4)
         stock = proposals.clone().requires_grad_(True)
         ours = proposals.clone().requires_grad_(True)
         stock_iou = net.predict_iou(modulation, whole_map, stock)
-        our_iou = windowed.predict_iou(modulation, None, ours)
+        our_iou = windowed.predict_iou(ours)
         assert our_iou.shape == stock_iou.shape == (1, 10)
         weights = torch.randn(1, 10, generator=generator)
         (stock_iou * weights).sum().backward()
@@ -133,11 +135,10 @@ def test_refinement_in_float64_matches_to_double_precision(crop):
     modulation64 = [m.double() for m in modulation]
     with torch.no_grad():
         whole_map = net64.get_iou_feat(backbone64)
-    windowed = WindowedIoUNet(net64, modulation64, backbone64, boxes.double(), margin=0.25)
+    windowed = WindowedIoUNet(net64).iou_features(modulation64, backbone64, boxes.double(), MARGIN)
     stock = boxes.double().view(1, 10, 4).requires_grad_(True)
     ours = boxes.double().view(1, 10, 4).requires_grad_(True)
-    stock_iou, our_iou = net64.predict_iou(modulation64, whole_map, stock), windowed.predict_iou(modulation64, None,
-                                                                                                 ours)
+    stock_iou, our_iou = net64.predict_iou(modulation64, whole_map, stock), windowed.predict_iou(ours)
     stock_iou.sum().backward()
     our_iou.sum().backward()
     torch.testing.assert_close(our_iou, stock_iou, rtol=1e-12, atol=1e-12)
@@ -146,34 +147,49 @@ def test_refinement_in_float64_matches_to_double_precision(crop):
 
 def test_a_proposal_outside_the_window_raises(crop):
     net, backbone, modulation, _, boxes = crop
-    windowed = WindowedIoUNet(net, modulation, backbone, boxes, margin=0.25)
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, MARGIN)
     outside = boxes.clone()
     outside[3, 0] -= 40   # 5 cells to the left on layer 2
     with pytest.raises(LeftWindow, match='outside the window'):
-        windowed.predict_iou(modulation, None, outside.view(1, 10, 4))
+        windowed.predict_iou(outside.view(1, 10, 4))
     nan_box = boxes.clone()
     nan_box[0, 2] = float('nan')
     with pytest.raises(LeftWindow, match='not finite'):
-        windowed.predict_iou(modulation, None, nan_box.view(1, 10, 4))
-    with pytest.raises(ValueError, match='modulation differs'):
-        windowed.predict_iou([m.clone() for m in modulation], None, boxes.view(1, 10, 4))
+        windowed.predict_iou(nan_box.view(1, 10, 4))
+    with pytest.raises(ValueError, match=r'proposals \[1, K, 4\]'):
+        windowed.predict_iou(boxes)
 
 
-def test_predicting_for_swaps_and_restores_the_method(crop):
-    net, backbone, modulation, whole_map, boxes = crop
-    windowed = WindowedIoUNet(net, modulation, backbone, boxes, margin=0.25)
-    with windowed.predicting_for(net):
-        assert net.predict_iou == windowed.predict_iou
-    assert net.predict_iou.__func__ is AtomIoUNet.predict_iou
-    with pytest.raises(LeftWindow):
-        with windowed.predicting_for(net):
-            net.predict_iou(modulation, None, torch.tensor([[[0.0, 0.0, 300.0, 300.0]]]))
-    assert 'predict_iou' not in vars(net)
+def test_prediction_needs_no_gradient_of_the_network(crop):
+    """The network's weights and features are constants of the prediction: no gradient reaches them, and a
+    second-order gradient is refused rather than silently wrong."""
+    net, backbone, modulation, _, boxes = crop
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, MARGIN)
+    proposals = boxes.view(1, 10, 4).clone().requires_grad_(True)
+    iou = windowed.predict_iou(proposals)
+    (grad,) = torch.autograd.grad(iou.sum(), proposals, create_graph=True)
+    with pytest.raises(RuntimeError, match='once_differentiable|does not require grad'):
+        grad.sum().backward()
+    assert all(p.grad is None for p in net.parameters())
 
 
 # ------------------------------------------------------------------------------------------------ the tracker
-def _tracker(class_name: str, margin=None):
-    """A DiMP or MKDNet tracker with Super-DiMP's parameters and the same random IoU-net, ready to refine."""
+class _Network:
+    """The part of pytracking's network wrapper that DiMP's IoU-net code uses: the IoU-net, and the backbone layers
+    it reads (here the backbone features are given as those layers already)."""
+
+    def __init__(self):
+        self.bb_regressor = iou_net()
+
+    def get_backbone_bbreg_feat(self, backbone_feat):
+        from pytracking import TensorList
+        return TensorList(backbone_feat)
+
+
+def _tracker(class_name: str, backbone, margin=None):
+    """A DiMP or MKDNet tracker with Super-DiMP's parameters and the same random IoU-net, its IoU-net initialised by
+    DiMP's own ``init_iou_net`` on the target ``TARGET`` of the crop."""
+    from pytracking.features.augmentation import Identity
     from pytracking.parameter.dimp import super_dimp
     from pytracking.tracker.dimp import DiMP
     from pytracking.tracker.mkdnet import MKDNet
@@ -183,23 +199,32 @@ def _tracker(class_name: str, margin=None):
     params.device = 'cpu'
     params.iou_window_margin = margin
     tracker = (MKDNet if class_name == 'MKDNet' else DiMP)(params)
-
-    class Net:
-        bb_regressor = iou_net()
-    tracker.net = Net()
-    tracker.iou_window_refinements = tracker.iou_window_redone = 0
+    tracker.net = _Network()
+    # the crop is centred on the sample position, at scale 1: the target's box in the crop is TARGET
+    tracker.img_sample_sz = torch.tensor([float(CROP), float(CROP)])
+    tracker.init_sample_pos, tracker.init_sample_scale = tracker.img_sample_sz / 2 - 0.5, 1.0
+    x, y, w, h = TARGET.tolist()
+    tracker.pos = tracker.init_sample_pos + torch.tensor([y + (h - 1) / 2, x + (w - 1) / 2]) - (CROP - 1) / 2
+    tracker.target_sz = torch.tensor([h, w])
+    tracker.transforms = [Identity()]
+    tracker.init_iou_net(backbone)
     return tracker
+
+
+def test_trackers_initialise_the_iou_net_on_the_target(crop):
+    _, backbone, modulation, _, _ = crop
+    tracker = _tracker('MKDNet', backbone, MARGIN)
+    torch.testing.assert_close(tracker.classifier_target_box, TARGET)
+    for ours, expected in zip(tracker.iou_modulation, modulation):
+        torch.testing.assert_close(ours, expected)
 
 
 @pytest.mark.parametrize('margin', [0.25, 0.5])
 def test_mkdnet_refinement_gives_dimps_boxes(crop, margin):
-    from pytracking import TensorList
-    _, backbone, modulation, whole_map, boxes = crop
-    stock, ours = _tracker('DiMP'), _tracker('MKDNet', margin)
-    for tracker in (stock, ours):
-        tracker.iou_modulation = TensorList(modulation)
-    stock_boxes, stock_iou = stock.optimize_boxes(TensorList(whole_map), boxes.clone())
-    our_boxes, our_iou = ours.optimize_boxes(TensorList(backbone), boxes.clone())
+    _, backbone, _, _, boxes = crop
+    stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, margin)
+    stock_boxes, stock_iou = stock.refine_boxes(backbone, 0, boxes.clone())
+    our_boxes, our_iou = ours.refine_boxes(backbone, 0, boxes.clone())
     assert (ours.iou_window_refinements, ours.iou_window_redone) == (1, 0)
     moved = (stock_boxes - boxes).abs().max()
     assert moved > 1e-3   # the refinement moved the boxes
@@ -207,36 +232,45 @@ def test_mkdnet_refinement_gives_dimps_boxes(crop, margin):
     np.testing.assert_allclose(our_iou.numpy(), stock_iou.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_mkdnet_redoes_a_refinement_whose_box_leaves_the_window(crop):
-    from pytracking import TensorList
-    _, backbone, modulation, whole_map, boxes = crop
-    stock, ours = _tracker('DiMP'), _tracker('MKDNet', margin=0.0)
+@pytest.mark.parametrize('space', ['default', 'relative'])
+def test_mkdnet_refines_in_both_of_dimps_box_parametrisations(crop, space):
+    _, backbone, _, _, boxes = crop
+    stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, 0.5)
     for tracker in (stock, ours):
-        tracker.iou_modulation = TensorList(modulation)
+        tracker.params.box_refinement_space = space
+        tracker.params.box_refinement_step_length = 1.0 if space == 'default' else 2.5e-3
+    stock_boxes, stock_iou = stock.refine_boxes(backbone, 0, boxes.clone())
+    our_boxes, our_iou = ours.refine_boxes(backbone, 0, boxes.clone())
+    assert (ours.iou_window_refinements, ours.iou_window_redone) == (1, 0)
+    assert (stock_boxes - boxes).abs().max() > 1e-3
+    np.testing.assert_allclose(our_boxes.numpy(), stock_boxes.numpy(), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(our_iou.numpy(), stock_iou.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_mkdnet_redoes_a_refinement_whose_box_leaves_the_window(crop):
+    _, backbone, _, _, boxes = crop
+    stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, margin=0.0)
+    for tracker in (stock, ours):
         tracker.params.box_refinement_step_length = 0.05   # long steps: the boxes leave a window without margin
-    stock_boxes, stock_iou = stock.optimize_boxes(TensorList(whole_map), boxes.clone())
-    our_boxes, our_iou = ours.optimize_boxes(TensorList(backbone), boxes.clone())
+    stock_boxes, stock_iou = stock.refine_boxes(backbone, 0, boxes.clone())
+    our_boxes, our_iou = ours.refine_boxes(backbone, 0, boxes.clone())
     assert (ours.iou_window_refinements, ours.iou_window_redone) == (1, 1)
     assert torch.equal(our_boxes, stock_boxes) and torch.equal(our_iou, stock_iou)   # redone the stock way
-    assert 'predict_iou' not in vars(ours.net.bb_regressor)
 
 
 def test_mkdnet_without_a_window_is_dimp(crop):
-    from pytracking import TensorList
-    _, backbone, modulation, whole_map, boxes = crop
-    stock, ours = _tracker('DiMP'), _tracker('MKDNet', margin=None)
-    assert ours.iou_window_margin() is None
-    for tracker in (stock, ours):
-        tracker.iou_modulation = TensorList(modulation)
-    stock_result = stock.optimize_boxes(TensorList(whole_map), boxes.clone())
-    our_result = ours.optimize_boxes(TensorList(whole_map), boxes.clone())
+    _, backbone, _, _, boxes = crop
+    stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, margin=None)
+    assert ours.iou_window_margin() is None and ours.windowed_iou_net is None
+    stock_result = stock.refine_boxes(backbone, 0, boxes.clone())
+    our_result = ours.refine_boxes(backbone, 0, boxes.clone())
     assert all(torch.equal(a, b) for a, b in zip(stock_result, our_result))
     assert ours.iou_window_refinements == 0
 
 
-def test_window_margin_defaults_to_the_cpu_only():
+def test_window_margin_defaults_to_the_cpu_only(crop):
     from pytracking.tracker.mkdnet.mkdnet import CPU_IOU_WINDOW_MARGIN
-    tracker = _tracker('MKDNet')
+    tracker = _tracker('MKDNet', crop[1])
     del tracker.params.iou_window_margin
     assert tracker.iou_window_margin() == CPU_IOU_WINDOW_MARGIN
     tracker.params.use_gpu = True

@@ -289,8 +289,7 @@ def test_window_strategy_gradients_are_the_tap_strategys():
 def test_auto_strategy_pools_clustered_boxes_on_one_map_in_a_window():
     def choice(num_maps, boxes, size=44):
         coords = torch.tensor(boxes, dtype=torch.float64) / 8
-        edges_x, edges_y, _, _ = prroi_module._bin_edges(coords, 5, 5)
-        return prroi_module._choose_strategy('auto', num_maps, edges_x, edges_y, size, size)
+        return prroi_module._choose_strategy('auto', num_maps, prroi_module.bin_edges(coords, 5, 5), size, size)
 
     refinement = [[150.0, 160.0, 208.0, 207.0], [148.0, 158.0, 212.0, 201.0], [153.0, 163.0, 201.0, 214.0]]
     assert choice(1, refinement) == (19, 27, 18, 27)   # the cells the boxes' bins read
@@ -298,7 +297,7 @@ def test_auto_strategy_pools_clustered_boxes_on_one_map_in_a_window():
     spread = [[2.0, 3.0, 30.0, 31.0], [300.0, 310.0, 330.0, 340.0]]
     assert choice(1, spread) == 'taps'                 # a window far larger than the boxes
     with pytest.raises(ValueError, match="strategy='window' pools one feature map"):
-        prroi_module._choose_strategy('window', 2, torch.zeros(1, 6), torch.zeros(1, 6), 9, 9)
+        prroi_module._choose_strategy('window', 2, prroi_module.bin_edges(torch.zeros(1, 4), 5, 5), 9, 9)
     # and both give the same numbers
     features = torch.randn(1, 8, 44, 44, dtype=torch.float64)
     rois = torch.cat([torch.zeros(3, 1, dtype=torch.float64), torch.tensor(refinement, dtype=torch.float64)], 1)
@@ -350,47 +349,58 @@ def test_backend_environment_variable(monkeypatch):
         prroi_pool2d(features, rois, 2, 2, 1.0)
 
 
-def test_cuda_loader_explains_absence():
-    fn = prroi_module._load_cuda_prroi_pool2d()
-    assert fn is prroi_module._load_cuda_prroi_pool2d()  # cached
-    if fn is None:
-        assert prroi_module._cuda_state['reason']
+def test_cuda_extension_explains_absence():
+    fn = prroi_module._CUDA_EXTENSION.get()
+    assert fn is prroi_module._CUDA_EXTENSION.get()  # imported once
+    assert (fn is None) == bool(prroi_module._CUDA_EXTENSION.reason)
 
 
 @pytest.fixture
-def fresh_cuda_loader(tmp_path, monkeypatch):
-    """A fake ``ltr`` package in tmp_path and a loader with an empty cache; yields the fake package folder."""
+def fake_ltr(tmp_path, monkeypatch):
+    """A fake ``ltr`` package in tmp_path, and an extension loader that has not imported yet; yields the folder where
+    the PreciseRoIPooling submodule's package would be. The real ``ltr`` and its submodules are restored after."""
     ltr_dir = tmp_path / 'ltr'
     ltr_dir.mkdir()
     (ltr_dir / '__init__.py').write_text('')
-    fake_ltr = types.ModuleType('ltr')
-    fake_ltr.__file__ = str(ltr_dir / '__init__.py')
-    fake_ltr.__path__ = [str(ltr_dir)]
-    monkeypatch.setitem(sys.modules, 'ltr', fake_ltr)
-    monkeypatch.setattr(prroi_module, '_cuda_state', {'loaded': False, 'fn': None, 'reason': 'not loaded yet'})
-    yield ltr_dir
-    for name in [n for n in sys.modules if n.startswith(prroi_module._CUDA_PACKAGE_NAME)]:
-        del sys.modules[name]
+    fake = types.ModuleType('ltr')
+    fake.__file__ = str(ltr_dir / '__init__.py')
+    fake.__path__ = [str(ltr_dir)]
+    for name in [n for n in sys.modules if n.startswith('ltr.external')]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, 'ltr', fake)
+    monkeypatch.setattr(prroi_module, '_CUDA_EXTENSION', prroi_module._CudaExtension())
+    before = set(sys.modules)
+    yield ltr_dir / 'external' / 'PreciseRoIPooling' / 'pytorch' / 'prroi_pool'
+    for name in set(sys.modules) - before:
+        if name.startswith('ltr.'):
+            del sys.modules[name]
 
 
-def test_cuda_loader_reports_unpopulated_submodule(fresh_cuda_loader):
-    assert prroi_module._load_cuda_prroi_pool2d() is None
-    assert 'not populated' in prroi_module._cuda_state['reason']
+def test_cuda_extension_reports_an_unpopulated_submodule(fake_ltr):
+    (fake_ltr.parent.parent).mkdir(parents=True)   # the empty submodule folder of a checkout
+    assert prroi_module._CUDA_EXTENSION.get() is None
+    assert "No module named 'ltr.external" in prroi_module._CUDA_EXTENSION.reason
     with pytest.raises(RuntimeError, match='CUDA tensors'):   # the device is checked before the extension
         prroi_pool2d(torch.randn(1, 1, 2, 2), torch.zeros(1, 5), 1, 1, 1.0, backend='cuda')
 
 
-def test_cuda_loader_imports_functional_under_a_private_name(fresh_cuda_loader):
-    package = fresh_cuda_loader / 'external' / 'PreciseRoIPooling' / 'pytorch' / 'prroi_pool'
-    (package / 'src').mkdir(parents=True)
-    (package / '__init__.py').write_text('raise RuntimeError("the package __init__ must not run")\n')
-    (package / '_helper.py').write_text('MARK = "fake extension"\n')
-    (package / 'functional.py').write_text(
+def test_cuda_extension_is_imported_from_pytrackings_path(fake_ltr):
+    fake_ltr.mkdir(parents=True)
+    (fake_ltr / '__init__.py').write_text('from .functional import prroi_pool2d\n')
+    (fake_ltr / '_helper.py').write_text('MARK = "fake extension"\n')
+    (fake_ltr / 'functional.py').write_text(
         'from ._helper import MARK\n\n\ndef prroi_pool2d(features, rois, ph, pw, scale):\n    return MARK, ph, pw\n')
-    fn = prroi_module._load_cuda_prroi_pool2d()
+    fn = prroi_module._CUDA_EXTENSION.get()
     assert fn is not None and fn(None, None, 3, 5, 0.5) == ('fake extension', 3, 5)
-    assert fn.__module__.startswith(prroi_module._CUDA_PACKAGE_NAME)
-    assert prroi_module._load_cuda_prroi_pool2d() is fn
+    assert fn.__module__ == prroi_module.CUDA_EXTENSION_MODULE
+    assert prroi_module._CUDA_EXTENSION.get() is fn
+
+
+def test_pytracking_builds_its_prroi_pool_modules_from_the_plugin():
+    from ltr.models.bbreg.atom_iou_net import AtomIoUNet
+    from ltr.models.target_classifier.initializer import FilterPool
+    pools = [AtomIoUNet().prroi_pool3t, FilterPool(filter_size=4).prroi_pool]
+    assert all(type(pool) is PrRoIPool2D for pool in pools)
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -416,8 +426,8 @@ def test_torch_backend_on_cuda_matches_cpu():
 
 @requires_cuda
 def test_torch_backend_matches_cuda_extension():
-    if prroi_module._load_cuda_prroi_pool2d() is None:
-        pytest.skip('CUDA extension unavailable: {}'.format(prroi_module._cuda_state['reason']))
+    if prroi_module._CUDA_EXTENSION.get() is None:
+        pytest.skip('CUDA extension unavailable: {}'.format(prroi_module._CUDA_EXTENSION.reason))
     torch.manual_seed(7)
     features = torch.rand(2, 32, 44, 44, device='cuda', requires_grad=True)
     g = torch.Generator().manual_seed(8)

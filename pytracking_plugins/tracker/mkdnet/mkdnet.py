@@ -5,19 +5,18 @@ augmented initial samples, the target model updated every 20 frames or on a dist
 Everything MKDNet-specific is in its parameter files (``pytracking/parameter/mkdnet``) and network wrapper
 (:mod:`pytracking_plugins.features.net_wrappers`).
 
-The class is pytracking's ``DiMP`` with one change in how, not what, it computes: a box refinement's IoU features
-and predictions are computed in a window around its boxes (:mod:`pytracking_plugins.iou_window`), still by
-pytracking's own refinement loop; whenever a box leaves the window the refinement is redone the stock way, on the
-whole map. Parameter ``iou_window_margin`` (how far the window reaches beyond the boxes, in box sizes; default 0.5
-on the CPU, off on a GPU, where the whole map costs little) sets it; None turns it off.
+The class is pytracking's ``DiMP`` with one change in how, not what, it computes: the box refinement
+(``DiMP.refine_boxes``) computes the IoU features in a window around the boxes it refines and predicts their IoUs
+there (:mod:`pytracking_plugins.iou_window`), still by DiMP's own gradient-ascent loop (``DiMP.optimize_boxes``);
+whenever a box leaves the window, the refinement is redone the stock way, on the whole map. Parameter
+``iou_window_margin`` (how far the window reaches beyond the boxes, in box sizes; default
+``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it; None turns it off.
 """
 from typing import Optional
 
-import torch
-from pytracking import TensorList
 from pytracking.tracker.dimp import DiMP
 
-from pytracking_plugins.iou_window import LeftWindow, WindowedIoUNet, supports_windowing
+from pytracking_plugins.iou_window import LeftWindow, WindowedIoUFeatures, WindowedIoUNet, supports_windowing
 
 CPU_IOU_WINDOW_MARGIN = 0.25
 
@@ -25,37 +24,39 @@ CPU_IOU_WINDOW_MARGIN = 0.25
 class MKDNet(DiMP):
     """pytracking's DiMP tracker, with the box refinement computed in a window (see the module docstring)."""
 
-    def initialize(self, image, info: dict) -> dict:
-        self.iou_window_refinements = 0   # refinements done in a window
-        self.iou_window_redone = 0        # of which redone on the whole map because a box left the window
-        return super().initialize(image, info)
-
     def iou_window_margin(self) -> Optional[float]:
+        """The window's margin in box sizes, or None where the refinement runs on the whole map."""
         default = None if self.params.get('use_gpu', False) else CPU_IOU_WINDOW_MARGIN
         margin = self.params.get('iou_window_margin', default)
         if margin is None or not supports_windowing(self.net.bb_regressor):
             return None
         return float(margin)
 
-    def get_iou_features(self, backbone_feat):
-        if self.iou_window_margin() is None:
-            return super().get_iou_features(backbone_feat)
-        # Deferred: refine_target_box picks the scale and hands these to optimize_boxes, which knows the boxes.
-        return TensorList(self.get_iou_backbone_features(backbone_feat))
+    def init_iou_net(self, backbone_feat):
+        """DiMP's, and the IoU-net prepared for windowed prediction when the window is on."""
+        super().init_iou_net(backbone_feat)
+        self.windowed_iou_net = WindowedIoUNet(self.net.bb_regressor) if self.iou_window_margin() is not None \
+            else None
+        self.iou_window_refinements = 0   # refinements done in a window
+        self.iou_window_redone = 0        # of which redone on the whole map because a box left the window
 
-    def optimize_boxes(self, iou_features, init_boxes):
-        margin = self.iou_window_margin()
-        if margin is None:
-            return super().optimize_boxes(iou_features, init_boxes)
-        iou_backbone_feat = iou_features
-        bb_regressor = self.net.bb_regressor
+    def refine_boxes(self, backbone_feat, scale_ind, init_boxes):
+        """DiMP's refinement of ``init_boxes`` on sample ``scale_ind``, on IoU features computed in a window around
+        them; redone on the whole map (DiMP's own) when a box leaves the window."""
+        if self.windowed_iou_net is None:
+            return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
+        iou_backbone_feat = [x[scale_ind:scale_ind + 1, ...] for x in self.get_iou_backbone_features(backbone_feat)]
+        iou_features = self.windowed_iou_net.iou_features(self.iou_modulation, iou_backbone_feat, init_boxes,
+                                                          self.iou_window_margin())
         self.iou_window_refinements += 1
-        windowed = WindowedIoUNet(bb_regressor, self.iou_modulation, iou_backbone_feat, init_boxes, margin)
         try:
-            with windowed.predicting_for(bb_regressor):
-                return super().optimize_boxes(iou_backbone_feat, init_boxes)
+            return self.optimize_boxes(iou_features, init_boxes)
         except LeftWindow:
             self.iou_window_redone += 1
-        with torch.no_grad():
-            whole_map = TensorList(bb_regressor.get_iou_feat(iou_backbone_feat))
-        return super().optimize_boxes(whole_map, init_boxes)
+        return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
+
+    def predict_iou(self, iou_features, boxes):
+        """DiMP's, on IoU features in a window as on whole maps."""
+        if isinstance(iou_features, WindowedIoUFeatures):
+            return iou_features.predict_iou(boxes)
+        return super().predict_iou(iou_features, boxes)
