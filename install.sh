@@ -243,6 +243,9 @@ preflight_install() {  # everything that could stop the install is checked befor
   done
   for patch in "$PATCHES"/*.patch; do
     record=$APPLIED/$(basename "$patch")
+    # A patch this version changed replaces its record, checked above; whether it applies after the record is
+    # reverted shows only then (a failure there is rolled back like any other).
+    [ -f "$record" ] && ! cmp -s "$record" "$patch" && continue
     case "$(patch_state "$patch")" in
       applied|absent) ;;
       conflict)

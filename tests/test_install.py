@@ -98,9 +98,10 @@ def installation(tmp_path_factory) -> Installation:
 def test_installs_into_a_separate_environment_with_the_documented_footprint(installation):
     assert {line[3:] for line in installation.git('status', '--porcelain').splitlines()} == {
         'ltr/admin/loading.py', 'ltr/models/backbone/resnet.py', 'ltr/models/backbone/resnet_mrcnn.py',
+        'ltr/models/bbreg/atom_iou_net.py', 'ltr/models/target_classifier/initializer.py',
         'pytracking/analysis/plot_results.py', 'pytracking/evaluation/datasets.py',
         'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py', 'pytracking/run_tracker.py',
-        'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
+        'pytracking/tracker/dimp/dimp.py', 'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
     located = installation.run('-c', 'import ltr, pytracking_plugins; print(ltr.__file__); '
                                      'print(pytracking_plugins.__file__)').split()
     assert located == [os.path.join(installation.pytracking, 'ltr', '__init__.py'),
@@ -117,6 +118,23 @@ def test_second_install_changes_nothing(installation):
     actions = ('cloning', 'creating', 'installing', 'patched', 'linked', 'wrote')
     assert not [line for line in output.splitlines() if line.startswith(tuple('[install] ' + a for a in actions))]
     assert '[install] ready:' in output
+
+
+def test_an_updated_patch_replaces_the_applied_one(installation):
+    """A newer plugin whose patch changed reverts the recorded one and applies the new one."""
+    patch = os.path.join(installation.project, 'settings', 'pytracking_patches', '05-unused-tikzplotlib-import.patch')
+    original = open(patch).read()
+    try:
+        with open(patch, 'w') as f:
+            f.write('An updated reason.\n' + original)
+        output = installation.install_here()
+        assert '[install] reverted the previous 05-unused-tikzplotlib-import.patch' in output
+        assert '[install] patched pytracking: 05-unused-tikzplotlib-import.patch' in output
+    finally:
+        with open(patch, 'w') as f:
+            f.write(original)
+    installation.install_here()
+    installation.doctor(expect=0)
 
 
 def test_doctor_reports_a_good_install_and_names_each_fault(installation):
