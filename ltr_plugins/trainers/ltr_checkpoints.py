@@ -32,9 +32,12 @@ def checkpoint_epoch(path: str) -> int:
     return int(match.group(1))
 
 
-def latest_epoch(settings) -> int:
-    """The epoch of the latest checkpoint (0 when there is none)."""
-    return max((checkpoint_epoch(p) for p in checkpoint_paths(settings)), default=0)
+def latest_epoch(settings, intact: bool = False) -> int:
+    """The epoch of the latest checkpoint, or of the latest intact one (0 when there is none)."""
+    for path in reversed(checkpoint_paths(settings)):
+        if not intact or damage(path) is None:
+            return checkpoint_epoch(path)
+    return 0
 
 
 def damage(path: str) -> Optional[str]:

@@ -42,10 +42,10 @@ def configure(settings) -> None:
 
 
 def latest_checkpoint_epoch(settings) -> int:
-    """The epoch of the latest checkpoint ltr's trainer would resume from (0 when there is none)."""
+    """The epoch of the latest intact checkpoint, the one the trainer resumes from (0 when there is none)."""
     if not getattr(settings, 'project_path', None):
         return 0
-    return ltr_checkpoints.latest_epoch(settings)
+    return ltr_checkpoints.latest_epoch(settings, intact=True)
 
 
 def write_synthetic_sequences(root: str) -> None:
