@@ -3,7 +3,7 @@
 This is the plugin's one adapter onto ltr behaviour that ltr does not publish as an interface; it relies on
 ``BaseTrainer.save_checkpoint`` / ``load_checkpoint`` (ltr/trainers/base_trainer.py) writing and finding a run's
 checkpoints as ``<workspace_dir>/checkpoints/<settings.project_path>/<net type>_ep<epoch, 4 digits>.pth.tar``, with
-``torch.save`` (a zip archive). ``tests/test_ltr_trainer_contract.py`` fails if ltr changes that.
+``torch.save`` (a zip archive). ``tests/test_mkdnet_trainer.py`` fails if ltr changes that.
 """
 import glob
 import os
