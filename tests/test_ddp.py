@@ -240,9 +240,14 @@ def test_a_bf16_step_on_the_cpu_pools_in_float32_and_its_losses_agree_with_float
     actor, _ = mkdnet_parts(settings, mixed_precision='bf16')
     bb = actor.net.net.bb_regressor
     seen = {}
-    hooks = [bb.conv3_1t.register_forward_hook(lambda m, i, o: seen.setdefault('conv', o.dtype)),
-             bb.prroi_pool3t.module.register_forward_hook(lambda m, i, o: seen.setdefault('pool', (i[0].dtype,
-                                                                                                   o.dtype)))]
+
+    def record(name, get):
+        def hook(module, inputs, output):
+            seen.setdefault(name, get(inputs, output))           # the first call; returns None: output unchanged
+        return hook
+
+    hooks = [bb.conv3_1t.register_forward_hook(record('conv', lambda i, o: o.dtype)),
+             bb.prroi_pool3t.module.register_forward_hook(record('pool', lambda i, o: (i[0].dtype, o.dtype)))]
     with actor.precision.autocast():
         actor.net(train_imgs=data['train_images'], test_imgs=data['test_images'], train_bb=data['train_anno'],
                   test_proposals=data['test_proposals'])

@@ -163,8 +163,8 @@ class MKDNetActor(BaseActor):
                 terms['gen'] = kd.generator_loss({branch: valid_samples(logits, is_valid)
                                                   for branch, logits in student_out['gen_logits'].items()})
             if self.active['dis']:
-                real = {branch: valid_samples(logits, is_valid) for branch, logits in student_out['real_logits'].items()}
-                fake = {branch: valid_samples(logits, is_valid) for branch, logits in student_out['fake_logits'].items()}
+                real, fake = ({branch: valid_samples(logits, is_valid) for branch, logits in student_out[key].items()}
+                              for key in ('real_logits', 'fake_logits'))
                 loss_dis = kd.discriminator_loss(real, fake)
                 for branch in real:
                     stats['Dis/teacher_prob_' + branch] = torch.sigmoid(real[branch]).mean().item()

@@ -148,7 +148,8 @@ class MKDNetStudent(nn.Module):
         if 'dis' in adversarial:
             if teacher_roi is None:
                 raise ValueError("adversarial 'dis' needs the teacher's RoI features")
-            out['real_logits'] = {branch: self.discriminators[branch].logits(roi) for branch, roi in teacher_roi.items()}
+            out['real_logits'] = {branch: self.discriminators[branch].logits(roi)
+                                  for branch, roi in teacher_roi.items()}
             out['fake_logits'] = {branch: self.discriminators[branch].logits(roi.detach())
                                   for branch, roi in out['roi'].items()}
         return out
