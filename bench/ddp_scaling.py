@@ -9,9 +9,9 @@ joint optimizer step, gradients all-reduced by DDP; random initialisation) on on
 of synthetic sequences per process, ``--batch-per-process`` sequences each (weak scaling: the global batch grows
 with N). Samples per second = N x batch x steps / the slowest process's time; printed with its ratio to one process.
 
-On the CPU the machine's cores are shared among the processes (each gets cores / N threads), so the ratio measures
-what splitting the same CPU into DDP processes gains or costs; on GPUs each process has its own device, and the
-ratio against N is the scaling efficiency. The default crops are the smoke setting's 128 px (``--feature-sz 22``
+On the CPU each process runs ``--threads-per-process`` threads (default 1: a core plays the part of a GPU), so the
+ratio against N is the scaling efficiency as on GPUs, where each process has its own device; on a machine shared
+with other work, or with fewer cores than N x threads, the processes compete and the ratio says so too. The default crops are the smoke setting's 128 px (``--feature-sz 22``
 for Super-DiMP's 352 px).
 """
 import argparse
@@ -45,7 +45,7 @@ def worker(rank: int, processes: int, port: int, args, work: str, results) -> No
                       WORLD_SIZE=str(processes), LOCAL_WORLD_SIZE=str(processes))
     if args.device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
+        torch.set_num_threads(args.threads_per_process)
     settings = make_settings(work, args.batch_per_process, args.feature_sz)
     settings.use_gpu = args.device == 'cuda'
     seed_everything(0, 0, rank)
@@ -103,6 +103,7 @@ def main() -> int:
     parser.add_argument('--batch-per-process', type=int, default=2, help='sequences per process and step (>= 2)')
     parser.add_argument('--feature-sz', type=int, default=8, help='crop = 16 x this (default: the smoke\'s 128 px)')
     parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--threads-per-process', type=int, default=1, help='torch threads per CPU process')
     parser.add_argument('--warmup', type=int, default=1)
     args = parser.parse_args()
     if args.processes is None:
@@ -117,15 +118,17 @@ def main() -> int:
     if 1 not in args.processes:
         args.processes = [1] + args.processes
 
+    load = ' '.join('{:.1f}'.format(v) for v in os.getloadavg())
     with tempfile.TemporaryDirectory() as work:
         smoke.write_synthetic_sequences(make_settings(work, 2, args.feature_sz).synthetic_latot_dir)
         rates = {n: measure(n, args, work) for n in sorted(set(args.processes))}
 
     backend = 'nccl' if args.device == 'cuda' else 'gloo'
-    print('MKDNet DDP training throughput ({}, {} {} cores/GPUs; {} sequences per process, {} px crops, {} steps '
-          'after {} warm-up)'.format(backend, args.device, os.cpu_count() if args.device == 'cpu'
-                                     else torch.cuda.device_count(), args.batch_per_process, args.feature_sz * 16,
-                                     args.steps, args.warmup))
+    where = ('{} CPU cores, {} thread(s) per process'.format(os.cpu_count(), args.threads_per_process)
+             if args.device == 'cpu' else '{} GPUs'.format(torch.cuda.device_count()))
+    print('MKDNet DDP training throughput ({}, {}; {} sequences per process, {} px crops, {} steps after {} '
+          'warm-up; load averages before: {})'.format(backend, where, args.batch_per_process, args.feature_sz * 16,
+                                                      args.steps, args.warmup, load))
     print('{:>9}  {:>10}  {:>16}'.format('processes', 'samples/s', 'ratio to 1 proc'))
     for n, rate in rates.items():
         print('{:>9}  {:>10.2f}  {:>16.2f}'.format(n, rate, rate / rates[1]))

@@ -189,3 +189,37 @@ def test_the_command_line_exits_non_zero_after_repeated_failures(tmp_path):
     assert result.returncode != 0
     assert 'TrainingFailed: training failed {} times in a row'.format(MAX_ATTEMPTS) in result.stderr
     assert 'injected failure' in result.stderr and 'Finished training!' not in result.stdout
+
+
+def test_fp16_steps_through_the_grad_scaler_and_checkpoints_its_state():
+    """settings.mixed_precision = 'fp16': the loss is scaled for backward, the joint optimizer unscales before
+    stepping (the step equals float32's to fp16 rounding), skips a step with inf gradients, and its checkpointed
+    state includes the scaler's."""
+    from ltr_plugins.trainers.precision import MixedPrecision
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    nets = {mode: nn.Linear(3, 1) for mode in (None, 'fp16')}
+    nets['fp16'].load_state_dict(nets[None].state_dict())
+    for mode, net in nets.items():
+        precision = MixedPrecision(mode, 'cpu')
+        if precision.scaler is not None:        # the default 2 ** 16 overflows this problem's fp16 gradients at first
+            precision.scaler = torch.amp.GradScaler('cpu', init_scale=256.0)
+        optimizer = JointOptimizer({'student': torch.optim.SGD(net.parameters(), lr=0.1)}, precision.scaler)
+        with precision.autocast():
+            loss = ((net(x) - y) ** 2).mean()
+        optimizer.zero_grad()
+        precision.scale(loss).backward()
+        optimizer.step()
+    assert torch.allclose(nets['fp16'].weight, nets[None].weight, atol=2e-3)
+    assert not torch.equal(nets['fp16'].weight, nets[None].weight)          # it did run in fp16
+
+    state = optimizer.state_dict()
+    assert set(state) == {'student', 'grad_scaler'} and state['grad_scaler']['scale'] == 256.0
+    before = nets['fp16'].weight.detach().clone()
+    nets['fp16'].weight.grad = torch.full_like(before, float('inf'))
+    optimizer.step()                                                     # skipped, and the scale backs off
+    assert torch.equal(nets['fp16'].weight, before) and optimizer.grad_scaler.get_scale() == 128.0
+    optimizer.load_state_dict(state)
+    assert optimizer.grad_scaler.get_scale() == 256.0
+    with pytest.raises(KeyError, match='grad_scaler'):
+        JointOptimizer({'student': torch.optim.SGD(nets[None].parameters(), lr=0.1)}).load_state_dict(state)
