@@ -130,9 +130,11 @@ class MKDNetTrainer(LTRTrainer):
     def __init__(self, actor, loaders, optimizer, settings, lr_scheduler=None, freeze_backbone_bn_layers=False):
         writes = distributed.is_main_process()
         # LTRTrainer opens one tensorboard event file per loader it is given, at construction: a process that does
-        # not write gets none (its loaders are set right after).
-        super().__init__(actor, loaders if writes else [], optimizer, settings, lr_scheduler,
-                         freeze_backbone_bn_layers)
+        # not write gets none (its loaders are set right after). BaseTrainer makes the checkpoint folder when it is
+        # missing: rank 0 first, so that the others find it.
+        with distributed.main_process_first():
+            super().__init__(actor, loaders if writes else [], optimizer, settings, lr_scheduler,
+                             freeze_backbone_bn_layers)
         self.loaders = loaders
         if not writes:
             self.tensorboard_writer = _NoTensorboard()
