@@ -1,7 +1,7 @@
 """Benchmark: one MKDNet training step against one stock Super-DiMP training step, same batch, device and sizes.
 
     .venv/bin/python bench/train_step.py [--device cpu|cuda] [--batch-size N] [--feature-sz 22] [--steps 5]
-                                         [--warmup 1] [--max-ratio 1.45]
+                                         [--warmup 1] [--max-ratio 1.45] [--mixed-precision bf16|fp16]
 
 A step is what ltr's trainer does per batch: the actor's forward and losses, ``zero_grad``, ``backward`` and the
 optimizer step(s). Stock: ``KLDiMPActor`` on Super-DiMP (dimpnet50) with Super-DiMP's loss weights and Adam groups.
@@ -21,6 +21,10 @@ synchronisation. On the CPU the process's CPU time per step is reported too: on 
 it is the steadier measure of the work a step does. The target is a wall-time ratio <= 1.45 (the teacher adds one
 forward pass without backward: about 1.33 is the floor when a backward pass costs two forward passes).
 ``--max-ratio`` makes the exit status 1 above it.
+
+``--mixed-precision bf16|fp16`` times both networks in float32 and in that mixed precision (autocast forward,
+PrRoIPool and losses in float32, a gradient scaler for fp16: ``settings.mixed_precision``), and prints each one's
+mixed/float32 time ratio; on CUDA the peak memory of every step is printed as well.
 """
 import argparse
 import copy
@@ -42,6 +46,7 @@ import ltr.models.loss.kl_regression as klreg_losses  # noqa: E402
 
 from ltr_plugins.train_settings.mkdnet import _recipe as recipe  # noqa: E402
 from ltr_plugins.train_settings.mkdnet import smoke  # noqa: E402
+from ltr_plugins.trainers.precision import MixedPrecision, pool_in_float32  # noqa: E402
 
 TARGET_RATIO = 1.45
 
@@ -78,18 +83,31 @@ def stock_super_dimp(net: torch.nn.Module):
     return actor, optimizer
 
 
-def timed_step(actor, optimizer, data, device: torch.device):
-    """(wall seconds, process CPU seconds) of one training step."""
+def timed_step(actor, optimizer, data, device: torch.device, precision: MixedPrecision = None):
+    """(wall seconds, process CPU seconds, peak CUDA memory in bytes or 0) of one training step.
+
+    ``precision`` is for the stock actor, which knows none: its forward runs under the autocast, and fp16 scales the
+    loss and steps through the scaler. The MKDNet actor and its JointOptimizer carry their own (``actor.precision``).
+    """
+    precision = precision or MixedPrecision(None, device)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start, start_cpu = time.perf_counter(), time.process_time()
-    loss, _ = actor(data)
+    with precision.autocast():
+        loss, _ = actor(data)
     optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
+    precision.scale(loss).backward()
+    if precision.scaler is not None:
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+    else:
+        optimizer.step()
+    peak = 0
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
-    return time.perf_counter() - start, time.process_time() - start_cpu
+        peak = torch.cuda.max_memory_allocated(device)
+    return time.perf_counter() - start, time.process_time() - start_cpu, peak
 
 
 def main() -> int:
@@ -101,6 +119,8 @@ def main() -> int:
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--max-ratio', type=float, default=None)
+    parser.add_argument('--mixed-precision', choices=('bf16', 'fp16'), default=None,
+                        help='also time both networks in this mixed precision')
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.batch_size is None:
@@ -121,13 +141,25 @@ def main() -> int:
             actor.train(True)
 
         runs = {'super_dimp': (stock_actor, stock_optimizer), 'mkdnet': (mkdnet_actor, mkdnet_optimizer)}
+        if args.mixed_precision:
+            # PrRoIPool in float32 under autocast (in float32 runs the wrapper changes nothing); the MKDNet actor
+            # switches precision through its own MixedPrecision, the stock one through timed_step's.
+            pool_in_float32(stock_actor.net)
+            mkdnet_actor.precision = MixedPrecision(None, device)
+            mixed = MixedPrecision(args.mixed_precision, device)
+            mixed_mkdnet = copy.copy(mkdnet_actor)
+            mixed_mkdnet.precision = mixed
+            mixed_mkdnet_optimizer = copy.copy(mkdnet_optimizer)
+            mixed_mkdnet_optimizer.grad_scaler = mixed.scaler
+            runs.update({'super_dimp_' + args.mixed_precision: (stock_actor, stock_optimizer, mixed),
+                         'mkdnet_' + args.mixed_precision: (mixed_mkdnet, mixed_mkdnet_optimizer)})
         for _ in range(args.warmup):
-            for actor, optimizer in runs.values():
-                timed_step(actor, optimizer, data, device)
+            for run in runs.values():
+                timed_step(*run[:2], data, device, *run[2:])
         times = {name: [] for name in runs}
         for _ in range(args.steps):
-            for name, (actor, optimizer) in runs.items():
-                times[name].append(timed_step(actor, optimizer, data, device))
+            for name, run in runs.items():
+                times[name].append(timed_step(*run[:2], data, device, *run[2:]))
 
     wall = {name: statistics.median(t[0] for t in values) for name, values in times.items()}
     cpu = {name: statistics.median(t[1] for t in values) for name, values in times.items()}
@@ -143,6 +175,15 @@ def main() -> int:
     if device.type == 'cpu':
         print('process CPU time per step (median): super_dimp {:.3f} s, mkdnet {:.3f} s, ratio {:.3f}'.format(
             cpu['super_dimp'], cpu['mkdnet'], cpu['mkdnet'] / cpu['super_dimp']))
+    if device.type == 'cuda':
+        print('peak memory per step: ' + ',  '.join('{} {:.2f} GiB'.format(name, max(t[2] for t in values) / 2 ** 30)
+                                                     for name, values in times.items()))
+    if args.mixed_precision:
+        mode = args.mixed_precision
+        for name in ('super_dimp', 'mkdnet'):
+            print('{} {} / float32 step time: {:.3f}'.format(name, mode, wall[name + '_' + mode] / wall[name]))
+        print('ratio mkdnet / super_dimp in {}: {:.3f}'.format(mode, wall['mkdnet_' + mode] /
+                                                               wall['super_dimp_' + mode]))
     print('ratio mkdnet / super_dimp: {:.3f}  (target <= {})'.format(ratio, TARGET_RATIO))
     if args.max_ratio is not None and ratio > args.max_ratio:
         print('FAIL: ratio above --max-ratio {}'.format(args.max_ratio))

@@ -16,7 +16,8 @@ release stepped the discriminator between building and back-propagating the gene
 rejects), and the generator and the discriminator are updated simultaneously from the same batch, as the paper's
 "simultaneous training strategy of GAN" says.
 """
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+import math
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,6 +26,8 @@ from ltr.admin import multigpu
 
 from ltr_plugins import distillation as kd
 from ltr_plugins.models.degradation import INVALID_BOX_X, Degradation
+from ltr_plugins.trainers import distributed
+from ltr_plugins.trainers.precision import MixedPrecision, to_float32
 
 
 def valid_samples(tensor: torch.Tensor, is_valid: torch.Tensor) -> torch.Tensor:
@@ -44,16 +47,24 @@ class MKDNetActor(BaseActor):
         teacher: the ``FrozenTeacher`` (None only when no distillation term is on: the baseline).
         degradation: what the student's crops go through (None: the student sees the teacher's crops).
         score_iterates: which classifier iterates the score-level term distils (default: the final one).
+        precision: mixed precision of the forward passes (None: float32); losses and RDM are always float32.
+
+    Under torchrun (:meth:`distribute`) the student runs through its DistributedDataParallel wrapper
+    (``self.student``), RDM is computed from the task losses of the global batch, and the returned statistics are
+    the global batch's. ``on_stats``, when set (the trainer sets it), receives every step's statistics.
     """
 
     def __init__(self, net: nn.Module, objective: Mapping[str, nn.Module], loss_weight: Mapping[str, float],
                  teacher: Optional[nn.Module] = None, degradation: Optional[Degradation] = None,
-                 score_iterates: Sequence[int] = (-1,)):
+                 score_iterates: Sequence[int] = (-1,), precision: Optional[MixedPrecision] = None):
         super().__init__(net, objective)
+        self.student: nn.Module = net        # what the forward calls: net, or net's DDP wrapper
         self.loss_weight = dict(loss_weight)
         self.teacher = teacher
         self.degradation = degradation
         self.score_iterates = tuple(score_iterates)
+        self.precision = precision or MixedPrecision(None, 'cpu')
+        self.on_stats: Optional[Callable[[Dict[str, float]], None]] = None
         self.active = kd.active_distillation_terms(self.loss_weight)
         if self.active['any'] and teacher is None:
             raise ValueError('distillation terms are on ({}) but there is no teacher'.format(
@@ -70,6 +81,17 @@ class MKDNetActor(BaseActor):
         self.net.to(device)
         if self.teacher is not None:
             self.teacher.to(device)
+
+    def distribute(self, trained: Iterable[nn.Parameter]) -> None:
+        """Wraps the student and its discriminators (``net``) in DistributedDataParallel, synchronising the
+        ``trained`` parameters (those the optimizers step). The teacher is not wrapped: it is fixed, identical on
+        every process by construction, and never synchronised. Call after the actor is on its device."""
+        if multigpu.is_multi_gpu(self.net):
+            raise ValueError('settings.multi_gpu (DataParallel in one process) and torchrun (one process per GPU) '
+                             'exclude each other: set settings.multi_gpu = False under torchrun')
+        # Discriminators that no term trains (gen without dis) get no gradient; DDP must be told to expect that.
+        idle_discriminators = self.discriminators is not None and not self.active['dis']
+        self.student = distributed.wrap(self.net, trained, find_unused_parameters=idle_discriminators)
 
     def _task_losses(self, out: Dict, data, is_valid: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """Super-DiMP's losses of one network's output: the hinge loss of every classifier iterate and the KL box
@@ -99,25 +121,34 @@ class MKDNetActor(BaseActor):
         geometry = dict(train_bb=data['train_anno'], test_proposals=data['test_proposals'])
 
         # 2. The teacher, on the original crops (FrozenTeacher runs under no_grad, in eval mode).
+        # 3. The student, and the discriminators on both networks' RoI features (see MKDNetStudent.forward).
+        # Both forward passes in the mixed precision asked for; everything after in float32.
+        adversarial = tuple(term for term in ('gen', 'dis') if self.active[term])
         teacher_out = None
-        if self.teacher is not None:
-            teacher_out = self.teacher(train_imgs=data['train_images'], test_imgs=data['test_images'], **geometry)
-
-        # 3. The student.
-        student_out = self.net(train_imgs=student_train, test_imgs=student_test, **geometry)
+        with self.precision.autocast():
+            if self.teacher is not None:
+                teacher_out = self.teacher(train_imgs=data['train_images'], test_imgs=data['test_images'],
+                                           **geometry)
+            student_out = self.student(train_imgs=student_train, test_imgs=student_test, **geometry,
+                                       teacher_roi=teacher_out['roi'] if 'dis' in adversarial else None,
+                                       adversarial=adversarial)
+        teacher_out, student_out = to_float32(teacher_out), to_float32(student_out)
 
         # 4. Task losses. alpha * L_cls + beta * L_iou alone is Super-DiMP's loss (see kd.classification_loss).
         is_valid = data['test_anno'][:, :, 0] < INVALID_BOX_X
         clf_iterates, bb_ce = self._task_losses(student_out, data, is_valid)
         terms = {'cls': kd.classification_loss(clf_iterates), 'iou': bb_ce}
 
-        # 5. RDM: how much better the teacher does on this batch; 0 switches the gated terms off.
+        # 5. RDM: how much better the teacher does on this batch (the global batch under torchrun: the four task
+        # losses are averaged over the processes first); 0 switches the gated terms off.
         rdm = None
         if teacher_out is not None:
             teacher_clf_iterates, teacher_bb_ce = self._task_losses(teacher_out, data, is_valid)
             teacher_cls = kd.classification_loss(teacher_clf_iterates)
-            rdm = {'iou': kd.reliable_distillation_measure(bb_ce, teacher_bb_ce),
-                   'cls': kd.reliable_distillation_measure(terms['cls'], teacher_cls)}
+            student_iou, teacher_iou, student_cls, teacher_cls = distributed.mean_over_processes(
+                torch.stack([bb_ce.detach(), teacher_bb_ce, terms['cls'].detach(), teacher_cls]))
+            rdm = {'iou': kd.reliable_distillation_measure(student_iou, teacher_iou),
+                   'cls': kd.reliable_distillation_measure(student_cls, teacher_cls)}
             stats.update({'Teacher/cls': teacher_cls.item(), 'Teacher/iou': teacher_bb_ce.item(),
                           'RDM/iou': rdm['iou'].item(), 'RDM/cls': rdm['cls'].item()})
 
@@ -129,11 +160,11 @@ class MKDNetActor(BaseActor):
             if self.active['cons']:
                 terms['cons'] = kd.feature_consistency_loss(student_roi, teacher_roi)
             if self.active['gen']:
-                terms['gen'] = kd.generator_loss({branch: self.discriminators[branch].frozen_logits(roi)
-                                                  for branch, roi in student_roi.items()})
+                terms['gen'] = kd.generator_loss({branch: valid_samples(logits, is_valid)
+                                                  for branch, logits in student_out['gen_logits'].items()})
             if self.active['dis']:
-                real = {branch: self.discriminators[branch].logits(roi) for branch, roi in teacher_roi.items()}
-                fake = {branch: self.discriminators[branch].logits(roi.detach()) for branch, roi in student_roi.items()}
+                real, fake = ({branch: valid_samples(logits, is_valid) for branch, logits in student_out[key].items()}
+                              for key in ('real_logits', 'fake_logits'))
                 loss_dis = kd.discriminator_loss(real, fake)
                 for branch in real:
                     stats['Dis/teacher_prob_' + branch] = torch.sigmoid(real[branch]).mean().item()
@@ -149,15 +180,20 @@ class MKDNetActor(BaseActor):
         # 7. Eq. 11, and the discriminators' own loss.
         loss = kd.total_loss(terms, self.loss_weight, rdm)
         loss_for_backward = loss if loss_dis is None else loss + self.loss_weight['dis'] * loss_dis
-        if not torch.isfinite(loss_for_backward):
-            # pytracking's guard: the trainer's fail-safe restarts from the last checkpoint.
-            raise Exception('ERROR: Loss was nan or inf!!!')
 
         stats['Loss/total'] = loss.item()
         for name, value in terms.items():
             stats['Loss/' + name] = value.item()
         if loss_dis is not None:
             stats['Loss/dis'] = loss_dis.item()
+        stats['Loss/for_backward'] = loss_for_backward.item()
         stats['ClfTrain/test_loss'] = clf_iterates[-1].item()
         stats['ClfTrain/test_init_loss'] = clf_iterates[0].item()
-        return loss_for_backward, stats
+        # The global batch's values under torchrun; a NaN on any process reaches all, so all stop together.
+        stats = distributed.mean_stats_over_processes(stats, loss.device)
+        if not math.isfinite(stats.pop('Loss/for_backward')):
+            # pytracking's guard: the trainer's fail-safe restarts from the last checkpoint.
+            raise Exception('ERROR: Loss was nan or inf!!!')
+        if self.on_stats is not None:
+            self.on_stats(stats)
+        return self.precision.scale(loss_for_backward), stats

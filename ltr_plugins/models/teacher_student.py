@@ -125,8 +125,34 @@ class MKDNetStudent(nn.Module):
         self.info = dict(info or {}, student_constructor=getattr(net, 'constructor', None))
 
     def forward(self, train_imgs: torch.Tensor, test_imgs: torch.Tensor, train_bb: torch.Tensor,
-                test_proposals: torch.Tensor) -> Dict[str, Any]:
-        return forward_with_roi_features(self.net, train_imgs, test_imgs, train_bb, test_proposals)
+                test_proposals: torch.Tensor, teacher_roi: Optional[Dict[str, torch.Tensor]] = None,
+                adversarial: Sequence[str] = ()) -> Dict[str, Any]:
+        """:func:`forward_with_roi_features` of the student, and the discriminators' logits that ``adversarial``
+        asks for (each ``{branch: (images, sequences, proposals)}``):
+
+        * ``'gen'``: ``'gen_logits'``, the student's RoI features through the discriminators with their parameters
+          detached (the generator term's input: its gradient reaches the student only);
+        * ``'dis'``: ``'real_logits'`` of ``teacher_roi`` and ``'fake_logits'`` of the detached student RoI features
+          (the discriminator term's input: its gradient reaches the discriminators only).
+
+        The discriminators run here, inside the student's forward, so that one DistributedDataParallel (or
+        ``MultiGPU``) wrapper of this module covers every trained parameter.
+        """
+        out = forward_with_roi_features(self.net, train_imgs, test_imgs, train_bb, test_proposals)
+        unknown = set(adversarial) - {'gen', 'dis'}
+        if unknown or (adversarial and self.discriminators is None):
+            raise ValueError('adversarial={} needs discriminators and only knows gen, dis'.format(tuple(adversarial)))
+        if 'gen' in adversarial:
+            out['gen_logits'] = {branch: self.discriminators[branch].frozen_logits(roi)
+                                 for branch, roi in out['roi'].items()}
+        if 'dis' in adversarial:
+            if teacher_roi is None:
+                raise ValueError("adversarial 'dis' needs the teacher's RoI features")
+            out['real_logits'] = {branch: self.discriminators[branch].logits(roi)
+                                  for branch, roi in teacher_roi.items()}
+            out['fake_logits'] = {branch: self.discriminators[branch].logits(roi.detach())
+                                  for branch, roi in out['roi'].items()}
+        return out
 
 
 def super_dimp_search_dirs(settings) -> List[str]:

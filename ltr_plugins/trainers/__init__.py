@@ -1,1 +1,2 @@
+from . import distributed
 from .mkdnet import JointOptimizer, MKDNetTrainer

@@ -1,25 +1,42 @@
-"""ltr's trainer, as MKDNet needs it: two optimizers stepped as one, exact resume, RDM logged every iteration.
+"""ltr's trainer, as MKDNet needs it: two optimizers stepped as one, per-epoch seeds, distributed training, and a
+fail-safe that never reports success after a failure.
 
-``LTRTrainer`` runs the loop unchanged (forward, ``optimizer.zero_grad()``, ``loss.backward()``, ``optimizer.step()``,
-checkpoint every epoch, ``load_latest`` resume, fail-safe restart on a NaN/inf loss). MKDNet adds to it only:
+``LTRTrainer`` runs each epoch unchanged (forward, ``optimizer.zero_grad()``, ``loss.backward()``,
+``optimizer.step()``, its statistics and tensorboard). MKDNet adds, through ltr's public methods only:
 
 * :class:`JointOptimizer`: the student's Adam (with the StepLR schedule) and the discriminators' own Adam (constant
   learning rate) behind the one optimizer interface the trainer drives. Both step after the single backward pass of
   the actor's loss (see ltr_plugins.actors.mkdnet), and the trainer's checkpoint field ``'optimizer'`` holds both
-  states, so pytracking's own save/load covers the discriminators' optimizer too.
-* :class:`MKDNetTrainer`: re-seeds Python, NumPy and torch at the start of every epoch from ``settings.seed`` and
-  the epoch number, so that a run resumed with ``load_latest`` from the checkpoint of epoch e repeats epoch e + 1
-  exactly as an uninterrupted run does (same samples, crops, proposals and degradations); writes the stats named by
-  ``settings.log_every_iteration`` to tensorboard at every iteration (ltr writes epoch averages only); flushes
-  tensorboard every epoch; says which epoch a run resumed from; and does not reload, after a finished run, the
-  checkpoint it has just written (ltr's retry loop asks for that nine times).
+  states (and the fp16 gradient scaler's), so pytracking's own save/load covers them.
+* :class:`MKDNetTrainer`:
+  - re-seeds Python, NumPy and torch at the start of every epoch from ``settings.seed``, the epoch number and (under
+    torchrun) the rank, so a run resumed from the checkpoint of epoch e repeats epoch e + 1 exactly as an
+    uninterrupted run does, and each process draws its own samples;
+  - writes the stats named by ``settings.log_every_iteration`` to tensorboard at every iteration (ltr writes epoch
+    averages only), from the statistics the actor hands to ``actor.on_stats``;
+  - under torchrun: wraps the student in DistributedDataParallel, and only rank 0 writes checkpoints and
+    tensorboard (the other processes print nothing either, see ltr_plugins.trainers.distributed);
+  - ``train`` (ltr's loop of ``BaseTrainer.train``, with another retry policy): resumes from the latest *intact*
+    checkpoint (a damaged one is named and moved aside, the previous one used, with a line saying so); with
+    ``fail_safe`` a crash restarts from the latest checkpoint up to ``MAX_ATTEMPTS`` times in all, and the last
+    failure ends the run with that error (a non-zero exit), never with "Finished training!". Under torchrun a crash
+    ends every process (the others cannot go on without it): restart the whole group with ``torchrun
+    --max-restarts N``, which resumes the same way.
 """
 import random
+import sys
+import traceback
 from typing import Dict, Mapping, Optional
 
 import numpy as np
 import torch
+from ltr.admin import multigpu
 from ltr.trainers import LTRTrainer
+
+from ltr_plugins.trainers import distributed, ltr_checkpoints
+
+# Tries of a fail-safe run (ltr's BaseTrainer.train makes ten).
+MAX_ATTEMPTS = 10
 
 
 class JointOptimizer:
@@ -27,14 +44,17 @@ class JointOptimizer:
 
     Each keeps its own hyper-parameters and state; a learning-rate scheduler is attached to the one it schedules
     (``optimizers['student']`` in MKDNet). Optimizers given as None are left out (the baseline has no
-    discriminators).
+    discriminators). With a ``grad_scaler`` (fp16 training), ``step`` unscales the gradients, skips the step of an
+    optimizer whose gradients hold an inf or NaN, and updates the scale, as ``torch.amp.GradScaler`` prescribes.
     """
 
-    def __init__(self, optimizers: Mapping[str, Optional[torch.optim.Optimizer]]):
+    def __init__(self, optimizers: Mapping[str, Optional[torch.optim.Optimizer]],
+                 grad_scaler: Optional[torch.amp.GradScaler] = None):
         self.optimizers: Dict[str, torch.optim.Optimizer] = {name: opt for name, opt in optimizers.items()
                                                             if opt is not None}
         if not self.optimizers:
             raise ValueError('no optimizer given')
+        self.grad_scaler = grad_scaler
 
     def __getitem__(self, name: str) -> torch.optim.Optimizer:
         return self.optimizers[name]
@@ -52,80 +72,166 @@ class JointOptimizer:
             opt.zero_grad(set_to_none=set_to_none)
 
     def step(self) -> None:
+        if self.grad_scaler is None:
+            for opt in self.optimizers.values():
+                opt.step()
+            return
         for opt in self.optimizers.values():
-            opt.step()
+            self.grad_scaler.step(opt)
+        self.grad_scaler.update()
 
     def state_dict(self) -> Dict[str, dict]:
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        state = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        if self.grad_scaler is not None:
+            state['grad_scaler'] = self.grad_scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: Mapping[str, dict]) -> None:
-        if set(state) != set(self.optimizers):
-            raise KeyError('checkpoint holds optimizer states {} but this run has {}'.format(
-                sorted(state), sorted(self.optimizers)))
+        expected = set(self.optimizers) | ({'grad_scaler'} if self.grad_scaler is not None else set())
+        if set(state) != expected:
+            raise KeyError('checkpoint holds optimizer states {} but this run has {} (settings.mixed_precision '
+                           'adds grad_scaler for fp16)'.format(sorted(state), sorted(expected)))
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
+        if self.grad_scaler is not None:
+            self.grad_scaler.load_state_dict(state['grad_scaler'])
 
 
-def seed_everything(seed: int, epoch: int) -> None:
-    """Seeds Python, NumPy and torch (CPU and CUDA) from (seed, epoch); DataLoader workers derive their seeds from
-    torch's generator when their iterator starts, so they follow."""
-    state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2)
+def seed_everything(seed: int, epoch: int, rank: Optional[int] = None) -> None:
+    """Seeds Python, NumPy and torch (CPU and CUDA) from (seed, epoch[, rank]); DataLoader workers derive their
+    seeds from torch's generator when their iterator starts, so they follow. ``rank`` None (a single process) gives
+    the seeds of earlier versions."""
+    entropy = [int(seed), int(epoch)] + ([int(rank)] if rank is not None else [])
+    state = np.random.SeedSequence(entropy).generate_state(2)
     random.seed(int(state[0]))
     np.random.seed(int(state[1]))
     torch.manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+class TrainingFailed(RuntimeError):
+    """Raised when a fail-safe run has failed on every attempt; its cause is the last error."""
+
+
+class _NoTensorboard:
+    """Stands in for ltr's TensorboardWriter on the processes that do not write (torchrun ranks other than 0)."""
+    writer: Dict[str, object] = {}
+
+    def write_info(self, *args) -> None:
+        pass
+
+    def write_epoch(self, *args, **kwargs) -> None:
+        pass
+
+
 class MKDNetTrainer(LTRTrainer):
-    """``LTRTrainer`` with per-epoch seeding, per-iteration tensorboard scalars and a resume message (see above)."""
+    """``LTRTrainer`` with per-epoch seeding, per-iteration tensorboard scalars, distributed training and the retry
+    policy of the module docstring."""
 
     def __init__(self, actor, loaders, optimizer, settings, lr_scheduler=None, freeze_backbone_bn_layers=False):
-        super().__init__(actor, loaders, optimizer, settings, lr_scheduler, freeze_backbone_bn_layers)
+        writes = distributed.is_main_process()
+        # LTRTrainer opens one tensorboard event file per loader it is given, at construction: a process that does
+        # not write gets none (its loaders are set right after). BaseTrainer makes the checkpoint folder when it is
+        # missing: rank 0 first, so that the others find it.
+        with distributed.main_process_first():
+            super().__init__(actor, loaders if writes else [], optimizer, settings, lr_scheduler,
+                             freeze_backbone_bn_layers)
+        self.loaders = loaders
+        if not writes:
+            self.tensorboard_writer = _NoTensorboard()
+        self._loader = None
         self._iteration = 0
-        # The epoch whose checkpoint the in-memory state equals (None while an epoch is changing it).
-        self._state_is_checkpoint_of: Optional[int] = None
+        actor.on_stats = self._log_iteration
+        if distributed.is_initialized():
+            actor.distribute(trained=[p for group in optimizer.param_groups for p in group['params']])
+
+    # ------------------------------------------------------------------------------------------------ the loop
+
+    def train(self, max_epochs: int, load_latest: bool = False, fail_safe: bool = True) -> None:
+        """Trains up to epoch ``max_epochs``, resuming from the latest intact checkpoint when ``load_latest``."""
+        attempts = MAX_ATTEMPTS if fail_safe and not distributed.is_initialized() else 1
+        if load_latest:
+            self.resume()
+        for attempt in range(1, attempts + 1):
+            try:
+                for epoch in range(self.epoch + 1, max_epochs + 1):
+                    self.epoch = epoch
+                    self.train_epoch()
+                    if self.lr_scheduler is not None:
+                        self.lr_scheduler.step()
+                    if getattr(self.settings.env, 'workspace_dir', None) is not None:
+                        self.save_checkpoint()
+                break
+            except Exception as error:
+                if attempt == attempts:
+                    if attempts == 1:
+                        raise
+                    raise TrainingFailed('training failed {} times in a row (settings.fail_safe); the last error '
+                                         'was at epoch {}: {}: {}'.format(attempts, self.epoch, type(error).__name__,
+                                                                         error)) from error
+                print('Training crashed at epoch {} (attempt {} of {}):'.format(self.epoch, attempt, attempts))
+                traceback.print_exc(file=sys.stdout)
+                print('Restarting from the latest checkpoint ...')
+                self.resume()
+        print('Finished training!')
+
+    def resume(self) -> bool:
+        """Loads the latest intact checkpoint of this run (False when there is none: training starts at epoch 1, with
+        the weights in memory, as ltr's retry does).
+
+        Damaged checkpoints (truncated, not an archive, a failed CRC) are named and moved aside, newest first, by
+        rank 0 before any process loads. A checkpoint that is intact but does not load (another network, other
+        optimizers) is an error naming it: loading it again would fail again.
+        """
+        net_type = type(self.actor.net.module if multigpu.is_multi_gpu(self.actor.net) else self.actor.net).__name__
+        moved = []
+        with distributed.main_process_first():
+            if distributed.is_main_process():
+                for path in reversed(ltr_checkpoints.checkpoint_paths(self.settings, net_type)):
+                    reason = ltr_checkpoints.damage(path)
+                    if reason is None:
+                        break
+                    moved.append(path)
+                    print('Checkpoint {} is damaged ({}); moved it aside to {}.'.format(
+                        path, reason, ltr_checkpoints.move_aside(path)))
+        paths = ltr_checkpoints.checkpoint_paths(self.settings, net_type)
+        if not paths:
+            print('No matching checkpoint file found' + (' (none intact)' if moved else ''))
+            self.epoch = 0
+            return False
+        try:
+            super().load_checkpoint(paths[-1])
+        except Exception as error:
+            raise RuntimeError('cannot resume from checkpoint {}: {}: {}'.format(
+                paths[-1], type(error).__name__, error)) from error
+        print('Resumed from the checkpoint of epoch {} in {}{}.'.format(
+            self.epoch, paths[-1], ', the latest intact one' if moved else ''))
+        return True
+
+    # ----------------------------------------------------------------------------------------- one epoch, logging
 
     def train_epoch(self) -> None:
         seed = getattr(self.settings, 'seed', None)
         if seed is not None:
-            seed_everything(seed, self.epoch)
+            seed_everything(seed, self.epoch, distributed.rank() if distributed.is_initialized() else None)
         super().train_epoch()
         for writer in self.tensorboard_writer.writer.values():
             writer.flush()
 
     def cycle_dataset(self, loader) -> None:
-        self._iteration = 0
-        self._state_is_checkpoint_of = None
+        self._loader, self._iteration = loader, 0
         super().cycle_dataset(loader)
 
-    def _update_stats(self, new_stats, batch_size, loader) -> None:
-        super()._update_stats(new_stats, batch_size, loader)
+    def _log_iteration(self, stats: Mapping[str, float]) -> None:
         self._iteration += 1
         prefixes = tuple(getattr(self.settings, 'log_every_iteration', ()) or ())
-        if not prefixes:
+        if not prefixes or self._loader is None or not distributed.is_main_process():
             return
-        step = (self.epoch - 1) * len(loader) + self._iteration
-        writer = self.tensorboard_writer.writer[loader.name]
-        for name, value in new_stats.items():
+        step = (self.epoch - 1) * len(self._loader) + self._iteration
+        writer = self.tensorboard_writer.writer[self._loader.name]
+        for name, value in stats.items():
             if name.startswith(prefixes):
                 writer.add_scalar('Iteration/' + name, value, step)
 
     def save_checkpoint(self) -> None:
-        super().save_checkpoint()
-        self._state_is_checkpoint_of = self.epoch
-
-    def load_checkpoint(self, checkpoint=None, fields=None, ignore_fields=None, load_constructor=False):
-        """ltr's load, skipped when it would reload the checkpoint just written from the state still in memory.
-
-        ``BaseTrainer.train`` calls ``load_checkpoint()`` again after every (re)try, also after a run that finished;
-        reloading then changes nothing and costs seconds per checkpoint. After a crash inside an epoch the state in
-        memory is not a checkpoint's, so it is reloaded as ltr does.
-        """
-        if checkpoint is None and fields is None and self._state_is_checkpoint_of is not None \
-                and self._state_is_checkpoint_of == self.epoch:
-            return True
-        loaded = super().load_checkpoint(checkpoint, fields, ignore_fields, load_constructor)
-        if loaded:
-            self._state_is_checkpoint_of = self.epoch
-            print('Resumed from the checkpoint of epoch {} in {}/{}.'.format(
-                self.epoch, self._checkpoint_dir, self.settings.project_path))
-        return loaded
+        if distributed.is_main_process():
+            super().save_checkpoint()

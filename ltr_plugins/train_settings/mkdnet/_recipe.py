@@ -29,7 +29,8 @@ from ltr_plugins.models.discriminator import build_discriminators, roi_feature_s
 from ltr_plugins.models.super_dimp import build_super_dimp
 from ltr_plugins.models.teacher_student import (FrozenTeacher, MKDNetStudent, find_super_dimp_checkpoint,
                                                 load_super_dimp)
-from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer
+from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer, distributed
+from ltr_plugins.trainers.precision import MixedPrecision, pool_in_float32
 
 
 def paper(settings) -> None:
@@ -38,7 +39,8 @@ def paper(settings) -> None:
                             'student on degraded crops distilled from a fixed Super-DiMP teacher at the feature, '
                             'score and IoU levels, gated by the reliable distillation measure.')
 
-    # Super-DiMP's data pipeline (crops, jitter, labels, proposals), unchanged.
+    # Super-DiMP's data pipeline (crops, jitter, labels, proposals), unchanged. batch_size and samples_per_epoch
+    # are global: under torchrun each process loads 1/WORLD_SIZE of them (ltr_plugins.trainers.distributed).
     settings.batch_size = 20
     settings.num_workers = 8
     settings.multi_gpu = False
@@ -92,6 +94,7 @@ def paper(settings) -> None:
     settings.lr_gamma = 0.2
 
     settings.seed = 1                               # per-epoch seeding: resume repeats what a full run does
+    settings.mixed_precision = None                 # or 'bf16' / 'fp16' (ltr_plugins.trainers.precision)
     settings.log_every_iteration = ('Loss/', 'RDM/')
     settings.fail_safe = True
 
@@ -180,14 +183,18 @@ def _sampler(settings, datasets: Dict[str, float], samples_per_epoch: int, train
 
 
 def build_loaders(settings) -> List[LTRLoader]:
-    """The train loader and, when ``settings.val_datasets`` is not empty, the validation loader."""
-    loaders = [LTRLoader('train', _sampler(settings, settings.train_datasets, settings.samples_per_epoch, True),
-                         training=True, batch_size=settings.batch_size, num_workers=settings.num_workers,
+    """The train loader and, when ``settings.val_datasets`` is not empty, the validation loader (this process's
+    share of the global batch and epoch under torchrun)."""
+    batch_size = distributed.per_process(settings.batch_size, 'batch_size')
+    loaders = [LTRLoader('train', _sampler(settings, settings.train_datasets,
+                                           distributed.per_process(settings.samples_per_epoch, 'samples_per_epoch'),
+                                           True),
+                         training=True, batch_size=batch_size, num_workers=settings.num_workers,
                          shuffle=True, drop_last=True, stack_dim=1)]
     if settings.val_datasets:
-        loaders.append(LTRLoader('val', _sampler(settings, settings.val_datasets, settings.val_samples_per_epoch,
-                                                 False),
-                                 training=False, batch_size=settings.batch_size, num_workers=settings.num_workers,
+        val_samples = distributed.per_process(settings.val_samples_per_epoch, 'val_samples_per_epoch')
+        loaders.append(LTRLoader('val', _sampler(settings, settings.val_datasets, val_samples, False),
+                                 training=False, batch_size=batch_size, num_workers=settings.num_workers,
                                  shuffle=False, drop_last=True, epoch_interval=settings.val_epoch_interval,
                                  stack_dim=1))
     return loaders
@@ -195,9 +202,22 @@ def build_loaders(settings) -> List[LTRLoader]:
 
 def build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
     """The student (with discriminators when an adversarial term is on) and the fixed teacher (None for the
-    baseline), both initialised from the same Super-DiMP weights."""
-    if getattr(settings, 'seed', None) is not None:
-        torch.manual_seed(settings.seed)   # reproducible discriminator (and smoke) initialisation
+    baseline), both initialised from the same Super-DiMP weights.
+
+    With ``settings.seed``, the random initialisations (discriminators; everything in a smoke run) are drawn from
+    that seed, in a forked RNG: the global RNG is left as it was. Every torchrun process builds the same networks.
+    """
+    seed = getattr(settings, 'seed', None)
+    if seed is None and distributed.is_initialized():
+        raise ValueError('settings.seed is None: under torchrun every process must build the same teacher, so a '
+                         'seed is needed')
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return _build_networks(settings)
+
+
+def _build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
     active = kd.active_distillation_terms(settings.loss_weight)
     if settings.init == 'super_dimp':
         source = find_super_dimp_checkpoint(settings)
@@ -215,10 +235,12 @@ def build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
     else:
         raise ValueError("settings.init must be 'super_dimp' or 'random', not {!r}".format(settings.init))
 
-    teacher = FrozenTeacher(copy.deepcopy(student)) if active['any'] else None
     discriminators = None
     if active['gen'] or active['dis']:
         discriminators = build_discriminators(roi_feature_shapes(student.bb_regressor))
+    if getattr(settings, 'mixed_precision', None):
+        pool_in_float32(student)
+    teacher = FrozenTeacher(copy.deepcopy(student)) if active['any'] else None
     return MKDNetStudent(student, discriminators, info={'init': source}), teacher
 
 
@@ -232,7 +254,16 @@ def build_actor(settings) -> MKDNetActor:
     objective = {'bb_ce': klreg_losses.KLRegression(),
                  'test_clf': ltr_losses.LBHinge(threshold=settings.hinge_threshold)}
     return MKDNetActor(net=net, objective=objective, loss_weight=settings.loss_weight, teacher=teacher,
-                       degradation=build_degradation(settings), score_iterates=settings.score_distill_iterates)
+                       degradation=build_degradation(settings), score_iterates=settings.score_distill_iterates,
+                       precision=MixedPrecision(getattr(settings, 'mixed_precision', None), training_device(settings)))
+
+
+def training_device(settings) -> torch.device:
+    """The device ltr's trainer will use: ``settings.device`` (set per process under torchrun), else its default."""
+    device = getattr(settings, 'device', None)
+    if device is not None:
+        return torch.device(device)
+    return torch.device('cuda:0' if torch.cuda.is_available() and getattr(settings, 'use_gpu', True) else 'cpu')
 
 
 def build_optimizer(settings, actor: MKDNetActor) -> Tuple[JointOptimizer, optim.lr_scheduler.StepLR]:
@@ -250,7 +281,8 @@ def build_optimizer(settings, actor: MKDNetActor) -> Tuple[JointOptimizer, optim
     if student.discriminators is not None:
         discriminator_optimizer = optim.Adam(student.discriminators.parameters(), lr=settings.discriminator_lr)
     lr_scheduler = optim.lr_scheduler.StepLR(student_optimizer, step_size=settings.lr_step, gamma=settings.lr_gamma)
-    return JointOptimizer({'student': student_optimizer, 'discriminators': discriminator_optimizer}), lr_scheduler
+    return JointOptimizer({'student': student_optimizer, 'discriminators': discriminator_optimizer},
+                          grad_scaler=actor.precision.scaler), lr_scheduler
 
 
 def portable_env(settings) -> None:
@@ -265,7 +297,9 @@ def portable_env(settings) -> None:
 
 
 def train(settings) -> None:
-    """Builds everything from ``settings`` and trains, resuming from the latest checkpoint of this setting."""
+    """Builds everything from ``settings`` and trains, resuming from the latest checkpoint of this setting (under
+    torchrun: one process of a DistributedDataParallel run)."""
+    distributed.init_from_env(settings)
     portable_env(settings)
     loaders = build_loaders(settings)    # first: a missing dataset folder fails before the networks load
     actor = build_actor(settings)

@@ -2,16 +2,16 @@
 (every loss term, checkpointing, resuming), in a minute or two, with no dataset and no downloaded weights.
 
 Teacher and student are randomly initialised (the log says so); crops are 128 px instead of 352 and the batch is 2
-(the smallest the IoU-net's BatchNorm allows). The sequences are written with pytracking_plugins.synthetic into
-<workspace_dir>/smoke/latot the first time.
+per process (the smallest the IoU-net's BatchNorm allows; under torchrun the global batch is 2 x the processes).
+The sequences are written with pytracking_plugins.synthetic into <workspace_dir>/smoke/latot the first time.
 
 An epoch is two training iterations and one validation iteration. The first run trains epochs 1-2; every further
 run resumes from the latest checkpoint of this setting and trains one epoch more.
 """
-import glob
 import os
 
 from ltr_plugins.train_settings.mkdnet import _recipe as recipe
+from ltr_plugins.trainers import distributed, ltr_checkpoints
 
 FIRST_RUN_EPOCHS = 2
 NUM_SEQUENCES = 4
@@ -24,14 +24,15 @@ def configure(settings) -> None:
     settings.description = 'MKDNet smoke test: random initialisation, synthetic data, a few iterations.'
     settings.init = 'random'
     settings.random_init_reason = 'smoke test'
-    settings.batch_size = 2
+    processes = distributed.world_size()
+    settings.batch_size = 2 * processes
     settings.num_workers = 0
     settings.feature_sz = 8
     settings.output_sz = settings.feature_sz * 16
     settings.max_gap = 30
     settings.num_epochs = max(FIRST_RUN_EPOCHS, latest_checkpoint_epoch(settings) + 1)
-    settings.samples_per_epoch = 4
-    settings.val_samples_per_epoch = 2
+    settings.samples_per_epoch = 4 * processes
+    settings.val_samples_per_epoch = 2 * processes
     settings.val_epoch_interval = 1
     settings.synthetic_latot_dir = os.path.join(settings.env.workspace_dir, 'smoke', 'latot')
     settings.train_datasets = {'synthetic_latot': 1}
@@ -41,13 +42,10 @@ def configure(settings) -> None:
 
 
 def latest_checkpoint_epoch(settings) -> int:
-    """The epoch of the latest checkpoint ltr's trainer would resume from (0 when there is none)."""
-    project_path = getattr(settings, 'project_path', None)
-    if not project_path:
+    """The epoch of the latest intact checkpoint, the one the trainer resumes from (0 when there is none)."""
+    if not getattr(settings, 'project_path', None):
         return 0
-    pattern = os.path.join(settings.env.workspace_dir, 'checkpoints', project_path, '*_ep*.pth.tar')
-    epochs = [int(os.path.basename(path).rsplit('_ep', 1)[1].split('.')[0]) for path in glob.glob(pattern)]
-    return max(epochs, default=0)
+    return ltr_checkpoints.latest_epoch(settings, intact=True)
 
 
 def write_synthetic_sequences(root: str) -> None:
@@ -62,6 +60,9 @@ def write_synthetic_sequences(root: str) -> None:
 
 
 def run(settings) -> None:
+    distributed.init_from_env(settings)
     configure(settings)
-    write_synthetic_sequences(settings.synthetic_latot_dir)
+    with distributed.main_process_first():
+        if distributed.is_main_process():
+            write_synthetic_sequences(settings.synthetic_latot_dir)
     recipe.train(settings)

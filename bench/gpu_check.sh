@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The plugin's GPU check: run it on any machine with a GPU after ./install.sh, and record its output in the README
+# ("Training on several GPUs" / benchmarks) with the date and the GPU. It takes a few minutes (each part is capped,
+# the whole under 8 minutes) and prints:
+#   1. PrRoIPool on CUDA against an exact reference (the quadrature of tests/test_prroi_pool.py, float64) and
+#      against the same op in float64 on the CPU (forward and both gradients), then its time against
+#      torchvision.ops.roi_align, forward + backward, at DiMP's shapes (bench/prroi_pool.py);
+#   2. one MKDNet and one Super-DiMP training step (batch 20, 352-px crops) in float32, bf16 and fp16: the
+#      MKDNet / Super-DiMP ratio, each mixed / float32 ratio and the peak memory (bench/train_step.py);
+#   3. MKDNet and Super-DiMP tracking FPS on a synthetic sequence (bench/tracking_fps.py);
+#   4. with two GPUs or more: DDP training throughput against the number of GPUs (bench/ddp_scaling.py).
+#
+#   bash bench/gpu_check.sh                 # on the GPU
+#   bash bench/gpu_check.sh --device cpu    # dry run of every part with tiny sizes on the CPU (checks the script)
+#
+# Exit status: 0 when every part ran, 1 when one failed (the others still run), 2 without a usable CUDA device.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+DEVICE=cuda
+if [ "${1:-}" = "--device" ]; then DEVICE="${2:-}"; fi
+case "$DEVICE" in cuda|cpu) ;; *) echo "usage: bash bench/gpu_check.sh [--device cuda|cpu]" >&2; exit 2 ;; esac
+if [ ! -x "$PY" ]; then echo "no $PY: run ./install.sh first" >&2; exit 2; fi
+
+if [ "$DEVICE" = cuda ]; then
+    if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+        echo "No CUDA device is visible to PyTorch ($("$PY" -c 'import torch; print(torch.__version__)')):" \
+             "nothing to check. 'bash bench/gpu_check.sh --device cpu' dry-runs the script on the CPU." >&2
+        exit 2
+    fi
+    GPUS=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
+else
+    GPUS=0
+fi
+
+echo "== GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), device: $DEVICE"
+if [ "$DEVICE" = cuda ] && command -v nvidia-smi > /dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+fi
+"$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "CUDA", torch.version.cuda,
+"cuDNN", torch.backends.cudnn.version() if torch.cuda.is_available() else None, "torchvision", torchvision.__version__)
+if torch.cuda.is_available(): print(torch.cuda.get_device_name(0))'
+
+STATUS=0
+part() {  # part TITLE SECONDS COMMAND...: runs one part with a time cap; a failure is reported, the rest goes on
+    local title=$1 seconds=$(( $2 * CAP_FACTOR ))
+    shift 2
+    echo
+    echo "== $title"
+    local start=$SECONDS
+    timeout --kill-after=10 "$seconds" "$@"
+    local code=$?
+    if [ $code -ne 0 ]; then
+        echo "FAILED: $title (exit status $code$([ $code -eq 124 ] && echo ", over its ${seconds} s cap"))"
+        STATUS=1
+    fi
+    echo "   ($((SECONDS - start)) s)"
+}
+
+CAP_FACTOR=1      # on the CPU (a dry run) the caps only end a hang
+[ "$DEVICE" = cpu ] && CAP_FACTOR=5
+if [ "$DEVICE" = cuda ]; then
+    ROIS=1536; BATCHES="8 20"; REPEATS=7; TRAIN_ARGS=(--steps 3 --warmup 1)
+    FPS_ARGS=(--frames 60 --repeats 2 --breakdown-runs 1)
+else
+    ROIS=48; BATCHES="2"; REPEATS=1; TRAIN_ARGS=(--steps 1 --warmup 0 --batch-size 2 --feature-sz 8)
+    FPS_ARGS=(--frames 4 --warmup-frames 2 --repeats 1 --breakdown-runs 1)
+fi
+
+part "1a. PrRoIPool on $DEVICE: exact against the quadrature reference and float64" 120 "$PY" - "$DEVICE" "$ROIS" <<'EOF'
+import sys
+import torch
+sys.path.insert(0, 'tests')
+from test_prroi_pool import reference_prroi          # the definition, integrated directly (float64, CPU)
+from ltr_plugins.prroi_pool import prroi_pool2d
+
+device, num_rois = torch.device(sys.argv[1]), int(sys.argv[2])
+generator = torch.Generator().manual_seed(0)
+for name, channels, size, pooled, scale in (('layer2', 256, 44, 5, 1 / 8), ('layer3', 256, 22, 3, 1 / 16)):
+    maps = 4
+    features = torch.randn(maps, channels, size, size, generator=generator, dtype=torch.float64)
+    xy = torch.rand(num_rois, 2, generator=generator, dtype=torch.float64) * 300
+    wh = torch.rand(num_rois, 2, generator=generator, dtype=torch.float64) * 190 + 10
+    rois = torch.cat([torch.arange(num_rois, dtype=torch.float64)[:, None] % maps, xy, xy + wh], dim=1)
+    outputs = {}
+    for label, dev, dtype in (('cpu float64', torch.device('cpu'), torch.float64), ('device float32', device,
+                                                                                  torch.float32)):
+        f = features.to(dev, dtype).clone().requires_grad_(True)
+        r = rois.to(dev, dtype).clone().requires_grad_(True)
+        out = prroi_pool2d(f, r, pooled, pooled, scale)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=dtype, device=dev).reshape(out.shape)
+        (out * weights).sum().backward()
+        outputs[label] = [t.detach().double().cpu() for t in (out, f.grad, r.grad[:, 1:])]
+    subset = slice(0, min(num_rois, 48))
+    reference = reference_prroi(features, rois[subset], pooled, pooled, scale)
+    scale_ref = reference.abs().max().item()
+    exact = (outputs['cpu float64'][0][subset] - reference).abs().max().item() / scale_ref
+    cuda_vs_exact = (outputs['device float32'][0][subset] - reference).abs().max().item() / scale_ref
+    diffs = [((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+             for a, b in zip(outputs['device float32'], outputs['cpu float64'])]
+    print('{}: {} RoIs on {} maps {}x{}x{}, pooled {}x{}'.format(name, num_rois, maps, channels, size, size, pooled,
+                                                                pooled))
+    print('  max error / max value against the quadrature: float64 op {:.2e}, {} float32 {:.2e}'.format(
+        exact, device.type, cuda_vs_exact))
+    print('  {} float32 vs float64, max error / max value: output {:.2e}, feature grad {:.2e}, box grad {:.2e}'
+          .format(device.type, *diffs))
+    if max(exact, cuda_vs_exact, *diffs) > 1e-4:
+        sys.exit('PrRoIPool on {} disagrees with the exact values'.format(device.type))
+EOF
+
+part "1b. PrRoIPool vs torchvision roi_align, forward + backward (bench/prroi_pool.py)" 120 \
+    "$PY" bench/prroi_pool.py --device "$DEVICE" --batch-sizes $BATCHES --repeats "$REPEATS" --warmup 1
+
+part "2a. training step, float32 and bf16 (bench/train_step.py)" 120 \
+    "$PY" bench/train_step.py --device "$DEVICE" "${TRAIN_ARGS[@]}" --mixed-precision bf16
+part "2b. training step, float32 and fp16 with gradient scaling (bench/train_step.py)" 120 \
+    "$PY" bench/train_step.py --device "$DEVICE" "${TRAIN_ARGS[@]}" --mixed-precision fp16
+
+part "3. tracking FPS, MKDNet and Super-DiMP (bench/tracking_fps.py)" 150 \
+    "$PY" bench/tracking_fps.py --device "$DEVICE" "${FPS_ARGS[@]}"
+
+if [ "$GPUS" -ge 2 ]; then
+    part "4. DDP training throughput on $GPUS GPUs (bench/ddp_scaling.py)" 120 \
+        "$PY" bench/ddp_scaling.py --device cuda --feature-sz 22 --batch-per-process 8 --steps 3
+else
+    echo
+    echo "== 4. DDP scaling: skipped (needs two GPUs or more; $GPUS visible)"
+fi
+
+echo
+[ $STATUS -eq 0 ] && echo "GPU check: every part ran." || echo "GPU check: some parts FAILED (see above)."
+exit $STATUS

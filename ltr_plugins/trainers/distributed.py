@@ -1,0 +1,145 @@
+"""Distributed data-parallel training under ``torchrun``: the process group, who writes, and what is averaged.
+
+``torchrun --nproc_per_node N run_training.py mkdnet <setting>`` starts N copies of pytracking's own entry point
+with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address in the environment. The train setting calls
+:func:`init_from_env` first; it joins the process group (NCCL when the process has a GPU, gloo on the CPU), puts each
+process on its own GPU (``LOCAL_RANK``), and sends the standard output of every process but rank 0 to
+``os.devnull`` (errors still reach standard error). Without ``WORLD_SIZE > 1`` nothing happens and every helper
+below is the identity: a single-process run is exactly what it was.
+
+Conventions (the README's "Training" section says the same):
+
+* ``settings.batch_size`` and ``settings.samples_per_epoch`` are global: each process loads ``1 / WORLD_SIZE`` of
+  them (:func:`per_process`), so an epoch has the same number of steps and samples on any number of processes.
+* Each process draws its own samples from its own seeds (``settings.seed``, the epoch and the rank).
+* Only rank 0 writes checkpoints, tensorboard and console logs; every process resumes from the same checkpoint.
+"""
+import contextlib
+import datetime
+import os
+import sys
+from typing import Dict, Iterable, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+# How long a process waits for the others at a collective before failing (the default is 30 minutes).
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
+
+
+def requested() -> bool:
+    """True when this process was started by torchrun (or the like) as one of several."""
+    return int(os.environ.get('WORLD_SIZE', '1')) > 1
+
+
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def device() -> torch.device:
+    """This process's device: its own GPU (``LOCAL_RANK``) when it has CUDA, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+    return torch.device('cpu')
+
+
+def init_from_env(settings=None) -> bool:
+    """Joins the process group that torchrun's environment describes (once; later calls do nothing).
+
+    Sets ``settings.device`` to this process's device, which ltr's trainer then uses. Returns True when the run is
+    distributed.
+    """
+    if not requested():
+        return False
+    if not is_initialized():
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+        if backend == 'nccl':
+            torch.cuda.set_device(device())
+        dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+        if not is_main_process():
+            sys.stdout = open(os.devnull, 'w')
+        print('Distributed training: {} processes ({}), batch size and samples per epoch are global.'.format(
+            world_size(), backend))
+    if settings is not None:
+        settings.device = device()
+    return True
+
+
+def per_process(total: int, setting: str) -> int:
+    """A global count (``settings.<setting>``) divided among the processes; it must divide evenly."""
+    processes = world_size()
+    if total % processes:
+        raise ValueError('settings.{} = {} does not divide among {} processes: make it a multiple of {} (it is the '
+                         'global value; each process takes 1/{} of it)'.format(setting, total, processes, processes,
+                                                                              processes))
+    return total // processes
+
+
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. writes shared data), the other processes after it has finished."""
+    if not is_initialized():
+        yield
+        return
+    if not is_main_process():
+        dist.barrier()
+    yield
+    if is_main_process():
+        dist.barrier()
+
+
+def mean_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` over all processes (a new tensor; ``values`` itself when not distributed).
+
+    With equally sized shares it is the value of the global batch for per-batch means: the losses, RDM's inputs,
+    the logged statistics. A NaN on any process makes the result NaN on every process, so they all stop together.
+    """
+    if not is_initialized():
+        return values
+    reduced = values.detach().clone()
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return reduced / world_size()
+
+
+def mean_stats_over_processes(stats: Dict[str, float], on: torch.device) -> Dict[str, float]:
+    """Every logged statistic averaged over the processes (one collective for all; keys in the same order)."""
+    if not is_initialized() or not stats:
+        return stats
+    names = list(stats)      # the same keys in the same order on every process (the same code ran)
+    values = mean_over_processes(torch.tensor([float(stats[n]) for n in names], dtype=torch.float64, device=on))
+    return dict(zip(names, values.tolist()))
+
+
+def wrap(module: nn.Module, trained: Iterable[nn.Parameter], find_unused_parameters: bool = False
+         ) -> DistributedDataParallel:
+    """``module`` in DistributedDataParallel, synchronising exactly the parameters in ``trained``.
+
+    DDP all-reduces the gradient of every parameter that requires one and waits for each of them; those no
+    optimizer steps (Super-DiMP's layer4 and fc, which its forward never runs) are set not to require gradients
+    first, so they cost no communication and are not reported as unused. ``module`` must be on its device.
+    """
+    trained_ids = {id(p) for p in trained}
+    for parameter in module.parameters():
+        if id(parameter) not in trained_ids:
+            parameter.requires_grad_(False)
+    first = next(module.parameters())
+    device_ids = [first.device.index] if first.device.type == 'cuda' else None
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
+
+
+def unwrap(module: Optional[nn.Module]) -> Optional[nn.Module]:
+    return module.module if isinstance(module, DistributedDataParallel) else module
