@@ -69,7 +69,7 @@ class Float32(nn.Module):
 def pool_in_float32(net: nn.Module) -> nn.Module:
     """Puts every PrRoIPool module of ``net`` in a :class:`Float32` (as ``convert_sync_batchnorm`` converts
     BatchNorm layers); the pools hold no parameters or buffers, so the state dict is unchanged. Returns ``net``."""
-    from ltr.external.PreciseRoIPooling.pytorch.prroi_pool import PrRoIPool2D
+    from ltr_plugins.prroi_pool import PrRoIPool2D   # what pytracking builds its pools from (patch 09)
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, PrRoIPool2D):
