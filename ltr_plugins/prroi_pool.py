@@ -74,6 +74,12 @@ class _CudaExtension:
 _CUDA_EXTENSION = _CudaExtension()
 
 
+def cuda_extension_unavailable() -> Optional[str]:
+    """None when the CUDA extension imports (``backend='auto'`` then uses it for float32 CUDA tensors), otherwise
+    why not."""
+    return None if _CUDA_EXTENSION.get() is not None else _CUDA_EXTENSION.reason
+
+
 def _resolve_backend(backend: Optional[str]) -> str:
     if backend is None:
         backend = os.environ.get(BACKEND_ENV_VAR, '') or 'auto'

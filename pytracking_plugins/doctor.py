@@ -177,12 +177,11 @@ def check_torch(report: Report) -> None:
     except Exception as exc:
         report.fail('PrRoIPool on the CPU fails: {!r}'.format(exc), REINSTALL)
     if torch.cuda.is_available():
-        cuda_fn = prroi_pool._load_cuda_prroi_pool2d()
-        if cuda_fn is not None:
+        reason = prroi_pool.cuda_extension_unavailable()
+        if reason is None:
             report.ok('PrRoIPool on the GPU: the CUDA extension of pytracking\'s PreciseRoIPooling submodule')
         else:
-            report.ok('PrRoIPool on the GPU: the plugin\'s pure-PyTorch op ({})'.format(
-                prroi_pool._cuda_state['reason']))
+            report.ok('PrRoIPool on the GPU: the plugin\'s pure-PyTorch op ({})'.format(reason))
 
 
 def check_jpeg(report: Report) -> None:
@@ -235,8 +234,8 @@ def check_local_settings(report: Report, checkout: Optional[str]) -> List[str]:
         for name, use in (('network_path', 'tracking networks'), ('results_path', 'tracking results'),
                           ('result_plot_path', 'reports and plots'), ('latot_path', 'the latot datasets')):
             _check_folder(report, name, getattr(env, name, ''), use)
-        network_path = getattr(env, 'network_path', '')
-        folders[:0] = network_path if isinstance(network_path, (list, tuple)) else [network_path]
+        from pytracking_plugins.network_files import network_folders
+        folders[:0] = network_folders()
     return [folder for folder in folders if folder]
 
 
