@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -60,13 +61,19 @@ def step_key(name: str, config: Dict, dependencies: Sequence[str] = ()) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished child processes (the data writers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class Progress:
     """Prints each step with the elapsed time and the steps that remain."""
 
     def __init__(self, names: Sequence[str]):
         self.names = list(names)
         self.start = time.time()
-        self.cpu_start = time.process_time()
+        self.cpu_start = cpu_seconds()
         self.done = 0
         self.step_cpu = 0.0
 
@@ -76,15 +83,15 @@ class Progress:
 
     def begin(self, name: str, reused: bool) -> None:
         remaining = self.names[self.done + 1:]
-        self.step_cpu = time.process_time()
+        self.step_cpu = cpu_seconds()
         print('\n[{}/{}] {}{}  (elapsed {}; then: {})'.format(
             self.done + 1, len(self.names), name, ' -- reused' if reused else '', self.clock(time.time() - self.start),
             ', '.join(remaining) if remaining else 'nothing'), flush=True)
 
     def end(self, seconds: float) -> None:
         self.done += 1
-        print('      done in {} (CPU time of this process: {})'.format(
-            self.clock(seconds), self.clock(time.process_time() - self.step_cpu)), flush=True)
+        print('      done in {} (CPU time: {})'.format(
+            self.clock(seconds), self.clock(cpu_seconds() - self.step_cpu)), flush=True)
 
 
 class Steps:
@@ -98,33 +105,36 @@ class Steps:
     def _record(self, name: str) -> str:
         return os.path.join(self.paths.steps, name.replace(' ', '_') + '.json')
 
-    def is_done(self, name: str, key: str) -> bool:
+    def _read(self, name: str) -> Optional[Dict]:
         path = self._record(name)
         if not os.path.isfile(path):
-            return False
+            return None
         with open(path) as handle:
-            return json.load(handle).get('key') == key
+            return json.load(handle)
 
     def run(self, name: str, key: str, action: Callable[[], None], outputs: Sequence[str] = ()) -> None:
-        """Runs ``action`` (after removing ``outputs`` left by a run with another key) unless already done."""
-        reused = self.is_done(name, key)
+        """Runs ``action`` unless a run with the same key finished. An unfinished run with the same key is resumed
+        (``action`` continues from what is there: ltr resumes from its latest checkpoint, pytracking skips finished
+        sequences); otherwise ``outputs`` are removed first."""
+        record = self._read(name)
+        reused = record is not None and record.get('key') == key and record.get('done', False)
         self.progress.begin(name, reused)
         start = time.time()
         if not reused:
-            record = self._record(name)
-            if os.path.exists(record):       # done before with other settings: start afresh
-                os.remove(record)
+            if record is None or record.get('key') != key:
                 for output in outputs:
                     if os.path.isdir(output):
                         shutil.rmtree(output)
                     elif os.path.exists(output):
                         os.remove(output)
+            _write_json(self._record(name), {'key': key, 'done': False})
             action()
-            _write_json(record, {'key': key, 'seconds': round(time.time() - start, 1)})
+            _write_json(self._record(name), {'key': key, 'done': True, 'seconds': round(time.time() - start, 1)})
         self.progress.end(time.time() - start)
 
 
 def _write_json(path: str, data: Dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + '.tmp'
     with open(tmp, 'w') as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
@@ -245,14 +255,14 @@ def run(paths: Paths, preset: Preset, seed: int) -> int:
 
     from pytracking_plugins.demo.tracking_parameters import INFO_FILE, network_file
     os.makedirs(paths.networks, exist_ok=True)
-    _write_json(os.path.join(paths.networks, INFO_FILE), {'image_sample_size': preset.crop_size})
+    _write_json(os.path.join(paths.networks, INFO_FILE), preset.tracking_info())
     for role in ROLES:
         uses = [keys['train data']] + ([keys['train teacher']] if role != 'teacher' else [])
         keys['train ' + role] = step_key('train ' + role, dict(preset.training_sizes(role), seed=seed), uses)
         steps.run('train ' + role, keys['train ' + role], lambda r=role: train(paths, r, preset, seed),
                   [paths.training(role), os.path.join(paths.networks, network_file(role))])
     for role in ROLES:
-        keys['track ' + role] = step_key('track ' + role, dict(crop=preset.crop_size),
+        keys['track ' + role] = step_key('track ' + role, preset.tracking_info(),
                                          [keys['train ' + role], keys['test data']])
         steps.run('track ' + role, keys['track ' + role], lambda r=role: track(paths, r),
                   [paths.tracker_results(role)])
@@ -276,8 +286,8 @@ def run(paths: Paths, preset: Preset, seed: int) -> int:
     print('\nReport: {}\nAnimation: {}\nPlots, per-sequence scores and scores.json: {}'.format(
         os.path.join(paths.report, 'report.md'), animation.output_files(animation_dir)[0], paths.report))
     print('Synthetic data and a short training: the comparison shows the pipeline at work, not the paper\'s numbers.')
-    print('Total time {} (CPU time of this process: {}).'.format(
-        Progress.clock(time.time() - progress.start), Progress.clock(time.process_time() - progress.cpu_start)))
+    print('Total time {} (CPU time: {}).'.format(
+        Progress.clock(time.time() - progress.start), Progress.clock(cpu_seconds() - progress.cpu_start)))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Tracking parameters of the demo's networks: Super-DiMP's online procedure at the demo's crop size.
 
 The demo writes ``demo.json`` next to its networks (in the network folder it points pytracking at) with the crop
-size they were trained on; the parameter files ``mkdnet/demo_teacher``, ``mkdnet/demo_mkdnet`` and
+size they were trained on and the score below which the target counts as not found (see
+:mod:`pytracking_plugins.demo.presets`); the parameter files ``mkdnet/demo_teacher``, ``mkdnet/demo_mkdnet`` and
 ``mkdnet/demo_baseline`` read it here, so tracking always samples the crops the networks were trained with.
 """
 import json
@@ -41,5 +42,7 @@ def parameters(role: str, use_gpu: Optional[bool] = None) -> TrackerParams:
     params = super_dimp.parameters()
     params.use_gpu = default_use_gpu(use_gpu)
     params.image_sample_size = info['image_sample_size']
+    params.target_not_found_threshold = float(info.get('target_not_found_threshold',
+                                                       params.target_not_found_threshold))
     params.net = MKDNetNetwork(net_path=network_file(role), use_gpu=params.use_gpu, checkpoint_format='network')
     return params

@@ -68,6 +68,9 @@ def configure(settings, role: str) -> None:
     settings.feature_sz = demo['feature_sz']
     settings.output_sz = settings.feature_sz * 16
     settings.max_gap = demo['max_gap']
+    settings.num_train_frames = demo.get('frames_per_sample', settings.num_train_frames)
+    settings.num_test_frames = demo.get('frames_per_sample', settings.num_test_frames)
+    settings.proposals_per_frame = demo.get('proposals_per_frame', 128)
     settings.num_epochs = demo['epochs'][role]
     settings.samples_per_epoch = demo['batch_size'] * demo['iterations_per_epoch']
     settings.lr_step = demo['lr_step'][role]
