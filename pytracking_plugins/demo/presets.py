@@ -6,7 +6,7 @@ about 0.9 as on Super-DiMP's 22 cells, and a briefly trained classifier's peaks 
 Super-DiMP's 0.25 every frame would count as "target not found" and the box would never move.
 
 ``cpu`` (the default) is sized to finish on a 2-core laptop CPU in about a quarter of an hour; ``gpu`` trains longer on
-more data with the paper's crop size (a few hours on one GPU is enough for clearly better numbers); ``test`` is the
+more data with the paper's crop size (hours on one GPU; not measured here); ``test`` is the
 suite's smallest run through every step (its scores mean nothing).
 """
 import dataclasses
