@@ -1,8 +1,8 @@
 """Renders a tracked sequence as an animated GIF and a still PNG strip (Pillow), zoomed so tiny targets show.
 
-Each frame shows, left, the whole frame (scaled down) with a yellow rectangle around the zoomed region and, right,
-that region blown up (nearest neighbour, so pixels stay pixels) with the ground truth (white) and every tracker's box
-in its colour; a legend names the colours. The zoomed region follows the ground truth (it stays put while the
+Each frame shows, left, the whole frame (scaled down) with every tracker's box and a yellow rectangle around the
+zoomed region and, right, that region blown up (nearest neighbour, so pixels stay pixels) with the ground truth
+(white) and every tracker's box in its colour; a legend names the colours. The zoomed region follows the ground truth (it stays put while the
 target is absent) and is a fixed multiple of the sequence's median target size.
 """
 import os
@@ -18,8 +18,8 @@ TRACKER_COLOURS = [(160, 160, 160), (255, 80, 80), (60, 200, 90), (80, 150, 255)
 ZOOM_COLOUR = (255, 220, 0)
 ZOOM_TARGET_SIZES = 10          # the zoomed region is this many median target sizes wide
 ZOOM_MIN = 40                   # ... and at least this many pixels
-ZOOM_PANEL = 300                # pixels of the zoomed panel (square)
-OVERVIEW_WIDTH = 400
+ZOOM_PANEL = 256                # pixels of the zoomed panel (square)
+OVERVIEW_WIDTH = 320
 LEGEND_HEIGHT = 18
 STRIP_FRAMES = 6
 GIF_FRAME_MS = 100
@@ -29,13 +29,13 @@ def output_files(folder: str) -> List[str]:
     return [os.path.join(folder, GIF_NAME), os.path.join(folder, STRIP_NAME)]
 
 
-def pick_sequence(dataset) -> object:
-    """The test sequence to show: the first one whose target is visible in every frame (else the first)."""
-    sequences = dataset.get_sequence_list()
-    for sequence in sequences:
-        if np.all(np.asarray(sequence.target_visible, dtype=bool)):
-            return sequence
-    return sequences[0]
+def pick_sequence(dataset, evaluation, trackers: Sequence[str], reference: str) -> object:
+    """The test sequence to show: where the trackers' mean SR beats the reference row's SR by the most
+    (``evaluation`` is the LaTOT protocol's, with the rows ``trackers`` and ``reference``)."""
+    gain = np.mean([evaluation.sequence_scores(label).SR for label in trackers], axis=0)
+    gain = gain - evaluation.sequence_scores(reference).SR
+    best = evaluation.sequences[int(np.nanargmax(gain))]
+    return next(sequence for sequence in dataset.get_sequence_list() if sequence.name == best)
 
 
 def read_boxes(path: str, num_frames: int) -> np.ndarray:
@@ -57,12 +57,13 @@ def _zoom_centres(ground_truth: np.ndarray) -> np.ndarray:
     return centres
 
 
-def _draw_box(draw: ImageDraw.ImageDraw, box: np.ndarray, origin: np.ndarray, scale: float, colour) -> None:
+def _draw_box(draw: ImageDraw.ImageDraw, box: np.ndarray, origin: np.ndarray, scale: float, colour,
+              width: int = 2) -> None:
     if not (np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0):
         return
     x0, y0 = (box[:2] - origin) * scale
     x1, y1 = (box[:2] + box[2:] - origin) * scale
-    draw.rectangle([x0, y0, x1, y1], outline=colour, width=2)
+    draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
 
 
 def compose_frame(image: Image.Image, index: int, ground_truth: np.ndarray, boxes: Mapping[str, np.ndarray],
@@ -80,6 +81,8 @@ def compose_frame(image: Image.Image, index: int, ground_truth: np.ndarray, boxe
     draw_overview = ImageDraw.Draw(overview)
     draw_overview.rectangle([*(origin * overview_scale), *((origin + zoom) * overview_scale)], outline=ZOOM_COLOUR,
                             width=2)
+    for colour, tracker_boxes in zip(TRACKER_COLOURS, boxes.values()):
+        _draw_box(draw_overview, tracker_boxes[index], np.zeros(2), overview_scale, colour, width=1)
     draw_panel = ImageDraw.Draw(panel)
     for colour, tracker_boxes in zip(TRACKER_COLOURS, boxes.values()):
         _draw_box(draw_panel, tracker_boxes[index], origin, panel_scale, colour)

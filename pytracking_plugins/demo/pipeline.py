@@ -227,8 +227,8 @@ def link_animation(paths: Paths, files: Sequence[str], sequence: str) -> None:
     with open(report) as handle:
         text = handle.read()
     links = '\n'.join('![{0}]({0})'.format(os.path.relpath(f, paths.report)) for f in files)
-    text += ('\n## Tracking on {}\n\nGround truth (white) and each tracker\'s box, zoomed around the target; left: '
-             'the whole frame with the zoomed region.\n\n{}\n'.format(sequence, links))
+    text += ('\n## Tracking on {}\n\nThe test sequence where the trackers gain most over the initial box. Ground '
+             'truth (white) and each tracker\'s box, zoomed around the target; left: the whole frame.\n\n{}\n'.format(sequence, links))
     analysis_files.write_text(report, text)
 
 
@@ -274,7 +274,8 @@ def run(paths: Paths, preset: Preset, seed: int) -> int:
     evaluation = evaluate(paths)
     progress.end(time.time() - start)
 
-    sequence = animation.pick_sequence(test_dataset(paths))
+    sequence = animation.pick_sequence(test_dataset(paths), evaluation, [LABELS[r] for r in ROLES],
+                                       INITIAL_BOX_LABEL)
     keys['animation'] = step_key('animation', dict(sequence=sequence.name),
                                  [keys['track ' + r] for r in ROLES] + [keys['initial box']])
     animation_dir = os.path.join(paths.report, 'animation')
