@@ -23,10 +23,14 @@ import resource
 import shutil
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence
 
 from pytracking_plugins.demo import presets
 from pytracking_plugins.demo.presets import Preset
+
+if TYPE_CHECKING:   # imported where used: pytracking must see the demo's environment settings first
+    from pytracking_plugins.analysis.latot import Evaluation
+    from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLES = ('teacher', 'mkdnet', 'baseline')
@@ -181,7 +185,7 @@ def teacher_checkpoint_dir(paths: Paths) -> str:
     return checkpoint_dir(paths, 'teacher')
 
 
-def test_dataset(paths: Paths):
+def test_dataset(paths: Paths) -> 'LaTOTDataset':
     from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
     return LaTOTDataset(split='test', allow_missing=True, root=paths.test_data)
 
@@ -191,7 +195,13 @@ def track(paths: Paths, role: str) -> None:
     from pytracking.evaluation import Tracker
     from pytracking.evaluation.running import run_dataset
     tracker = Tracker('mkdnet', 'demo_' + role, display_name=LABELS[role])
-    run_dataset(test_dataset(paths).get_sequence_list(), [tracker], debug=0, threads=0)
+    sequences = test_dataset(paths).get_sequence_list()
+    run_dataset(sequences, [tracker], debug=0, threads=0)
+    # pytracking prints a sequence's exception and goes on: a missing result file is how a failure shows.
+    missing = [s.name for s in sequences if not os.path.isfile(os.path.join(tracker.results_dir, s.name + '.txt'))]
+    if missing:
+        raise RuntimeError('mkdnet demo_{} failed on {} (see the error printed above); no results in {}'.format(
+            role, ', '.join(missing), tracker.results_dir))
 
 
 def write_initial_box(paths: Paths) -> None:
@@ -206,7 +216,7 @@ def write_initial_box(paths: Paths) -> None:
         os.replace(path + '.tmp', path)
 
 
-def evaluate(paths: Paths):
+def evaluate(paths: Paths) -> 'Evaluation':
     """Scores the initial box and the three trackers under the LaTOT protocol; writes and returns the report."""
     from pytracking.evaluation import Tracker
     from pytracking_plugins.analysis import latot
