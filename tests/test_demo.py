@@ -109,3 +109,29 @@ def test_bad_override_names_the_setting():
     with pytest.raises(ValueError, match='NAME=VALUE'):
         presets.apply_overrides(presets.PRESETS['cpu'], ['no_such_size=3'])
     assert presets.apply_overrides(presets.PRESETS['cpu'], ['feature_sz=8']).crop_size == 128
+
+
+def test_roles_train_as_the_paper_compares_them():
+    import types
+    import ltr.admin.settings as ltr_settings
+    from ltr_plugins import distillation as kd
+    from ltr_plugins.train_settings.mkdnet import _demo_recipe
+    preset = presets.PRESETS['cpu']
+    configured = {}
+    for role in ROLES:
+        settings = ltr_settings.Settings()
+        settings.env = types.SimpleNamespace(demo=dict(preset.training_sizes(role), train_dir='data', seed=0,
+                                                       teacher_checkpoint='teacher.pth.tar'))
+        _demo_recipe.configure(settings, role)
+        configured[role] = settings
+    teacher, mkdnet, baseline = (configured[role] for role in ROLES)
+    assert not teacher.degrade and not kd.active_distillation_terms(teacher.loss_weight)['any']
+    assert mkdnet.degrade and baseline.degrade
+    assert mkdnet.degrade_target_size == baseline.degrade_target_size == 16 * preset.crop_size / 352
+    assert mkdnet.loss_weight == kd.PAPER_LOSS_WEIGHTS
+    assert not kd.active_distillation_terms(baseline.loss_weight)['any']
+    assert baseline.learning_rates == mkdnet.learning_rates and baseline.num_epochs == mkdnet.num_epochs
+    with pytest.raises(RuntimeError, match='settings.env.demo'):
+        settings = ltr_settings.Settings()
+        settings.env = types.SimpleNamespace()
+        _demo_recipe.configure(settings, 'teacher')
