@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import resource
 import shutil
 import sys
@@ -190,10 +191,16 @@ def test_dataset(paths: Paths) -> 'LaTOTDataset':
     return LaTOTDataset(split='test', allow_missing=True, root=paths.test_data)
 
 
-def track(paths: Paths, role: str) -> None:
-    """Runs the parameter file ``mkdnet/demo_<role>`` on the test split, as ``run_tracker.py`` does."""
+def track(paths: Paths, role: str, seed: int) -> None:
+    """Runs the parameter file ``mkdnet/demo_<role>`` on the test split, as ``run_tracker.py`` does, seeded (DiMP
+    draws random shifts for its initial training samples)."""
+    import numpy as np
+    import torch
     from pytracking.evaluation import Tracker
     from pytracking.evaluation.running import run_dataset
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     tracker = Tracker('mkdnet', 'demo_' + role, display_name=LABELS[role])
     sequences = test_dataset(paths).get_sequence_list()
     run_dataset(sequences, [tracker], debug=0, threads=0)
@@ -272,9 +279,9 @@ def run(paths: Paths, preset: Preset, seed: int) -> int:
         steps.run('train ' + role, keys['train ' + role], lambda r=role: train(paths, r, preset, seed),
                   [paths.training(role), os.path.join(paths.networks, network_file(role))])
     for role in ROLES:
-        keys['track ' + role] = step_key('track ' + role, preset.tracking_info(),
+        keys['track ' + role] = step_key('track ' + role, dict(preset.tracking_info(), seed=seed),
                                          [keys['train ' + role], keys['test data']])
-        steps.run('track ' + role, keys['track ' + role], lambda r=role: track(paths, r),
+        steps.run('track ' + role, keys['track ' + role], lambda r=role: track(paths, r, seed),
                   [paths.tracker_results(role)])
     keys['initial box'] = step_key('initial box', {}, [keys['test data']])
     steps.run('initial box', keys['initial box'], lambda: write_initial_box(paths), [paths.initial_box])
