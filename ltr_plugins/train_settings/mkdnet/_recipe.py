@@ -160,7 +160,7 @@ def build_processing(settings, training: bool) -> processing.KLDiMPProcessing:
     else:
         transform = tfm.Transform(tfm.ToTensor(), normalize)
     output_sigma = settings.output_sigma_factor / settings.search_area_factor
-    proposal_params = {'boxes_per_frame': 128, 'gt_sigma': (0.05, 0.05),
+    proposal_params = {'boxes_per_frame': getattr(settings, 'proposals_per_frame', 128), 'gt_sigma': (0.05, 0.05),
                        'proposal_sigma': [(0.05, 0.05), (0.5, 0.5)]}
     label_params = {'feature_sz': settings.feature_sz, 'sigma_factor': output_sigma,
                     'kernel_sz': settings.target_filter_sz}

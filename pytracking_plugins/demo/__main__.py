@@ -1,0 +1,5 @@
+import sys
+
+from pytracking_plugins.demo.pipeline import main
+
+sys.exit(main())

@@ -1,0 +1,8 @@
+"""The demo's baseline network (``python -m pytracking_plugins.demo``) with Super-DiMP's online procedure."""
+from pytracking.utils import TrackerParams
+
+from pytracking_plugins.demo import tracking_parameters
+
+
+def parameters() -> TrackerParams:
+    return tracking_parameters.parameters('baseline')
