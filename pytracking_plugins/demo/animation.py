@@ -11,6 +11,8 @@ from typing import Dict, List, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pytracking_plugins.common.atomic_files import atomic_path
+
 GIF_NAME = 'tracking.gif'
 STRIP_NAME = 'tracking_strip.png'
 GROUND_TRUTH_COLOUR = (255, 255, 255)
@@ -122,11 +124,13 @@ def render(sequence, result_folders: Mapping[str, str], output_dir: str) -> List
 
     os.makedirs(output_dir, exist_ok=True)
     gif_path, strip_path = output_files(output_dir)
-    _save_atomically(gif_path, lambda tmp: rendered[0].save(
-        tmp, format='GIF', save_all=True, append_images=rendered[1:], duration=GIF_FRAME_MS, loop=0))
+    with atomic_path(gif_path) as temporary:
+        rendered[0].save(temporary, format='GIF', save_all=True, append_images=rendered[1:], duration=GIF_FRAME_MS,
+                         loop=0)
     picks = np.unique(np.linspace(0, len(rendered) - 1, STRIP_FRAMES).round().astype(int))
     strip = _strip([rendered[i] for i in picks])
-    _save_atomically(strip_path, lambda tmp: strip.save(tmp, format='PNG'))
+    with atomic_path(strip_path) as temporary:
+        strip.save(temporary, format='PNG')
     return [gif_path, strip_path]
 
 
@@ -139,9 +143,3 @@ def _strip(images: Sequence[Image.Image]) -> Image.Image:
         strip.paste(image, (0, y))
         y += image.height
     return strip
-
-
-def _save_atomically(path: str, save) -> None:
-    tmp = path + '.tmp'
-    save(tmp)
-    os.replace(tmp, path)

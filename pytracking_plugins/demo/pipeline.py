@@ -26,6 +26,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence
 
+from pytracking_plugins.common.atomic_files import write_text
 from pytracking_plugins.demo import presets
 from pytracking_plugins.demo.presets import Preset
 
@@ -140,10 +141,7 @@ class Steps:
 
 def _write_json(path: str, data: Dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def point_pytracking_at(paths: Paths) -> None:
@@ -218,9 +216,7 @@ def write_initial_box(paths: Paths) -> None:
         first = sequence.ground_truth_rect[0]
         line = '\t'.join('{:.2f}'.format(v) for v in first) + '\n'
         path = os.path.join(paths.initial_box, sequence.name + '.txt')
-        with open(path + '.tmp', 'w') as handle:
-            handle.write(line * len(sequence.frames))
-        os.replace(path + '.tmp', path)
+        write_text(path, line * len(sequence.frames))
 
 
 def evaluate(paths: Paths) -> 'Evaluation':
