@@ -12,7 +12,8 @@ from typing import Optional
 from pytracking.parameter.dimp import super_dimp
 from pytracking.utils import TrackerParams
 
-from pytracking_plugins.features.net_wrappers import MKDNetNetwork, default_use_gpu, network_folders
+from pytracking_plugins.features.net_wrappers import MKDNetNetwork, default_use_gpu
+from pytracking_plugins.network_files import network_folders
 
 INFO_FILE = 'demo.json'
 
