@@ -235,14 +235,13 @@ def evaluate(paths: Paths) -> 'Evaluation':
 
 def link_animation(paths: Paths, files: Sequence[str], sequence: str) -> None:
     """Adds the animation to the report (report.md)."""
-    from pytracking_plugins.analysis import files as analysis_files
     report = os.path.join(paths.report, 'report.md')
     with open(report) as handle:
         text = handle.read()
     links = '\n'.join('![{0}]({0})'.format(os.path.relpath(f, paths.report)) for f in files)
     text += ('\n## Tracking on {}\n\nThe test sequence where the trackers gain most over the initial box. Ground '
              'truth (white) and each tracker\'s box, zoomed around the target; left: the whole frame.\n\n{}\n'.format(sequence, links))
-    analysis_files.write_text(report, text)
+    write_text(report, text)
 
 
 def run(paths: Paths, preset: Preset, seed: int) -> int:
