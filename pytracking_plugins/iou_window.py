@@ -202,13 +202,26 @@ class WindowedIoUNet:
         return WindowedIoUFeatures(self, windows, cells, [tuple(f.shape[-2:]) for f in iou_backbone_feat])
 
 
+def project_cells(cells: torch.Tensor, weight: torch.Tensor, bins: int) -> torch.Tensor:
+    """Every window cell's features [C, rows, columns] through each bin's slice of the folded linear layer
+    ``weight`` [out, bins * C] (bin-major): [rows, columns, bins, out]. Pooling is linear, so pooling these
+    projections gives the linear layer's output without multiplying by the whole weight at every step."""
+    channels, rows, columns = cells.shape
+    out = weight.shape[0]
+    per_bin = weight.view(out, bins, channels).permute(2, 1, 0).reshape(channels, bins * out)
+    return torch.mm(cells.reshape(channels, -1).t(), per_bin).view(rows, columns, bins, out)
+
+
 class WindowedIoUFeatures:
     """The modulated IoU features of one crop in a window of each map (``cells[i]`` [C, rows, columns] over
-    ``windows[i]`` of a map of ``map_sizes[i]``), and the IoU-net's prediction on them."""
+    ``windows[i]`` of a map of ``map_sizes[i]``), their projections through the branches' linear layers
+    (:func:`project_cells`), and the IoU-net's prediction on them."""
 
     def __init__(self, net: WindowedIoUNet, windows: List[Window], cells: List[torch.Tensor],
                  map_sizes: List[Tuple[int, int]]):
         self.net, self.windows, self.cells, self.map_sizes = net, windows, cells, map_sizes
+        self.projected = [project_cells(c, branch.weight, branch.pooled_height * branch.pooled_width)
+                          for c, branch in zip(cells, net.branches)]
 
     def predict_iou(self, proposals: torch.Tensor) -> torch.Tensor:
         """``AtomIoUNet.predict_iou`` for this crop's target: IoUs [1, K] of ``proposals`` [1, K, 4] (``x, y, w, h``,
@@ -222,15 +235,15 @@ class WindowedIoUFeatures:
         if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):   # min and max propagate NaN
             raise LeftWindow('a proposal is not finite')
         layouts, tensors = [], []
-        for branch, window, cells, map_size in zip(self.net.branches, self.windows, self.cells, self.map_sizes):
+        for branch, window, cells, map_size in zip(self.net.branches, self.windows, self.projected, self.map_sizes):
             # a positive scale commutes with min and max, also in floating point
             read = window_read(low * branch.spatial_scale, high * branch.spatial_scale, map_size)
             if not _contains(window, read):
                 raise LeftWindow('a proposal reads cells {} outside the window {}'.format(read, window))
             y0, x0 = window[0], window[2]
-            read_cells = cells[:, read[0] - y0:read[1] - y0 + 1, read[2] - x0:read[3] - x0 + 1]
+            read_cells = cells[read[0] - y0:read[1] - y0 + 1, read[2] - x0:read[3] - x0 + 1]
             layouts.append((branch.pooled_height, branch.pooled_width, branch.spatial_scale, read))
-            tensors += [read_cells.reshape(read_cells.shape[0], -1), branch.weight, branch.bias]
+            tensors += [read_cells.reshape(-1, *read_cells.shape[2:]).transpose(0, 1), branch.bias]
         return _WindowedIoU.apply(proposals, self.net.predictor_weight, self.net.predictor_bias, tuple(layouts),
                                   *tensors)
 
@@ -241,8 +254,8 @@ class _WindowedIoU(torch.autograd.Function):
     with its BatchNorm and ReLU; then the IoU predictor.
 
     Inputs: ``proposals`` [1, K, 4], the predictor's weight and bias, ``layouts`` (per branch: pooled height and
-    width, spatial scale, window of cells read) and, per branch, the cells read [C, rows * columns] and the folded
-    linear layer's weight and bias.
+    width, spatial scale, window of cells read) and, per branch, the projected cells read [bins, cells, out]
+    (:func:`project_cells`) and the folded linear layer's bias.
     """
 
     @staticmethod
@@ -252,12 +265,12 @@ class _WindowedIoU(torch.autograd.Function):
         xyxy = torch.cat((boxes[:, :2], boxes[:, :2] + boxes[:, 2:]), 1)
         activations, saved = [], [predictor_weight]
         for i, (pooled_height, pooled_width, spatial_scale, read) in enumerate(layouts):
-            cells, weight, bias = branch_tensors[3 * i:3 * i + 3]
+            projected, bias = branch_tensors[2 * i:2 * i + 2]
             weights = window_weights(xyxy * spatial_scale, pooled_height, pooled_width, read)
-            pooled = torch.mm(weights.bins, cells.t())   # [K * bins, C]: bin-major per box, as the folded weight
-            pre_activation = torch.addmm(bias, pooled.view(K, -1), weight.t())   # the BatchNorm's output
+            bins_per_box = weights.bins.view(K, pooled_height * pooled_width, -1).transpose(0, 1)   # [bins, K, cells]
+            pre_activation = torch.bmm(bins_per_box, projected).sum(0) + bias   # the BatchNorm's output
             activations.append(pre_activation.clamp(min=0))
-            saved += [cells, weight, pre_activation, *weights]
+            saved += [projected, pre_activation, *weights]
         iou = torch.addmm(predictor_bias, torch.cat(activations, 1), predictor_weight.t())
         ctx.scales = tuple(layout[2] for layout in layouts)
         ctx.save_for_backward(*saved)
@@ -267,17 +280,19 @@ class _WindowedIoU(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_iou):
         predictor_weight, *saved = ctx.saved_tensors
-        per_branch = 3 + len(WindowWeights._fields)
+        per_branch = 2 + len(WindowWeights._fields)
         K = grad_iou.shape[1]
         grad_activations = grad_iou.reshape(K, 1) * predictor_weight
         grad_xyxy, start = 0, 0
         for i, spatial_scale in enumerate(ctx.scales):
-            cells, weight, pre_activation, *weights = saved[per_branch * i:per_branch * (i + 1)]
+            projected, pre_activation, *weights = saved[per_branch * i:per_branch * (i + 1)]
             weights = WindowWeights(*weights)
             width = pre_activation.shape[1]
             grad = grad_activations[:, start:start + width] * (pre_activation > 0)   # the ReLU
             start += width
-            grad_pooled = torch.mm(grad, weight).view(weights.bins.shape[0], -1)   # [K * bins, C]
-            grad_xyxy = grad_xyxy + weights.coords_gradient(torch.mm(grad_pooled, cells)) * spatial_scale
+            bins = projected.shape[0]
+            grad_bins = torch.bmm(grad.expand(bins, K, width), projected.transpose(1, 2))   # [bins, K, cells]
+            grad_xyxy = grad_xyxy + weights.coords_gradient(
+                grad_bins.transpose(0, 1).reshape(K * bins, -1)) * spatial_scale
         grad_boxes = torch.cat((grad_xyxy[:, :2] + grad_xyxy[:, 2:], grad_xyxy[:, 2:]), 1)
-        return (grad_boxes.view(1, K, 4), None, None, None) + (None,) * (3 * len(ctx.scales))
+        return (grad_boxes.view(1, K, 4), None, None, None) + (None,) * (2 * len(ctx.scales))
