@@ -68,6 +68,18 @@ def run_script(script: str, args: List[str], *, pytracking: Optional[Dict[str, s
     return result
 
 
+def states_equal(a, b) -> bool:
+    """Whether two checkpoint states (nested dicts, lists and tensors) are equal, tensors bit for bit."""
+    import torch
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 @pytest.fixture
 def workspace(tmp_path) -> str:
     path = tmp_path / 'workspace'

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import ltr_settings, pytracking_root
+from conftest import states_equal, ltr_settings, pytracking_root
 from test_mkdnet_training import EVERY_TERM, mkdnet_parts, paper_settings
 
 from ltr_plugins.train_settings.mkdnet import _recipe as recipe
@@ -151,16 +151,6 @@ def _checkpoints(workspace: str):
     return sorted(os.path.join(folder, name) for name in os.listdir(folder))
 
 
-def _equal(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    return a == b
-
-
 def test_torchrun_smoke_writes_from_rank_0_only_and_resumes_past_a_damaged_checkpoint(tmp_path):
     from ltr.admin import loading
 
@@ -199,8 +189,8 @@ def test_torchrun_smoke_writes_from_rank_0_only_and_resumes_past_a_damaged_check
     assert os.path.isfile(damaged + '.corrupt')
     resumed, uninterrupted = loading.torch_load_legacy(damaged), loading.torch_load_legacy(epoch2)
     assert resumed['epoch'] == uninterrupted['epoch'] == 2
-    assert _equal(resumed['net'], uninterrupted['net'])
-    assert _equal(resumed['optimizer'], uninterrupted['optimizer'])
+    assert states_equal(resumed['net'], uninterrupted['net'])
+    assert states_equal(resumed['optimizer'], uninterrupted['optimizer'])
 
 
 # ------------------------------------------------------------------------------------------------ mixed precision

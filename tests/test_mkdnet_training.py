@@ -14,7 +14,7 @@ import types
 import pytest
 import torch
 
-from conftest import ltr_settings, run_script
+from conftest import states_equal, ltr_settings, run_script
 
 import ltr.actors.tracking as tracking_actors
 import ltr.models.loss as ltr_losses
@@ -359,16 +359,6 @@ def _tensorboard_tags(folder: str):
     return set(accumulator.Tags()['scalars'])
 
 
-def _equal(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    return a == b
-
-
 def test_smoke_trains_resumes_exactly_and_exports_a_super_dimp_network(tmp_path):
     from ltr.admin import loading
     from pytracking.features.net_wrappers import NetWithBackbone
@@ -401,9 +391,9 @@ def test_smoke_trains_resumes_exactly_and_exports_a_super_dimp_network(tmp_path)
     resumed = loading.torch_load_legacy(_checkpoints(second)[-1])
     uninterrupted = loading.torch_load_legacy(_checkpoints(first)[-1])
     assert resumed['epoch'] == uninterrupted['epoch'] == 2
-    assert _equal(resumed['net'], uninterrupted['net'])
+    assert states_equal(resumed['net'], uninterrupted['net'])
     assert set(resumed['optimizer']) == {'student', 'discriminators'}
-    assert _equal(resumed['optimizer'], uninterrupted['optimizer'])
+    assert states_equal(resumed['optimizer'], uninterrupted['optimizer'])
     assert not any(k.startswith('teacher') for k in resumed['net'])
 
     # Export: a Super-DiMP network file that stock NetWithBackbone loads, with the student alone.
