@@ -24,8 +24,8 @@ its cost without other processes' share. The ratios use "best"; medians are prin
 
 MKDNet's tracker is Super-DiMP's with the box refinement computed in a window around the boxes
 (``pytracking_plugins/iou_window.py``): the same boxes to float rounding (the bench prints the largest difference),
-in less time. The breakdown shows where the time goes, and how many refinements a box left the window in (each one
-redone on the whole map).
+in less time. The breakdown shows where the time goes, how often a box reached beyond its window (the window then
+grows) and how many refinements were redone on the whole map (a box that is not finite).
 
 With random weights the classifier's scores are meaningless: under Super-DiMP's thresholds the tracker declares the
 target lost in most frames (and skips the IoU-net refinement and the model update) or sees distractors everywhere.
@@ -145,7 +145,7 @@ class Run:
     def __init__(self, times, boxes):
         self.times = [float(t) for t in times]
         self.boxes = np.asarray(boxes, dtype=float)
-        self.window_counts = (0, 0)   # MKDNet: refinements in a window, of which redone on the whole map
+        self.window_counts = (0, 0, 0)   # MKDNet: refinements in a window, window growths, refinements redone
 
     @property
     def fps(self):
@@ -258,8 +258,8 @@ def lockstep(trackers, sequence, seed: int, backbone_network, device: str, flip:
         backbone_times += backbone_seconds(backbone_network, device, 1)
     runs = OrderedDict((label, Run(times[label], boxes[label])) for label in labels)
     for label, run in runs.items():
-        run.window_counts = (getattr(instances[label], 'iou_window_refinements', 0),
-                             getattr(instances[label], 'iou_window_redone', 0))
+        run.window_counts = tuple(getattr(instances[label], 'iou_window_' + count, 0)
+                                  for count in ('refinements', 'growths', 'redone'))
     return runs, backbone_times
 
 
@@ -466,10 +466,10 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     print('  every repeat of a tracker gave identical boxes: {}'.format('yes' if repeatable else 'NO'))
     print("  MKDNet's boxes against Super-DiMP's (the same weights; MKDNet's refinement computed in a window, to float "
           'rounding the same): largest difference {:.2g} px'.format(box_difference))
-    refinements, redone = (sum(r.window_counts[i] for r in runs['MKDNet']) for i in (0, 1))
-    print("  MKDNet's IoU features in a window around the refined boxes: {} of {} refinements, {} redone on the whole "
-          "map because a box left the window".format(refinements, sum(len(r.times) - 1 for r in runs['MKDNet']),
-                                                     redone))
+    refinements, growths, redone = (sum(r.window_counts[i] for r in runs['MKDNet']) for i in (0, 1, 2))
+    print("  MKDNet's IoU features in a window around the refined boxes: {} of {} refinements; a window grew {} times "
+          "(a box reached beyond it); {} redone on the whole map (a box not finite)".format(
+              refinements, sum(len(r.times) - 1 for r in runs['MKDNet']), growths, redone))
     print()
     print('  backbone forward on one 1x3x{0}x{0} crop (ResNet-50 to layer3, as the tracker calls it), timed after '
           'every frame: best {1:.1f} ms, median {2:.1f} ms -> backbone-bound rate {3:.2f} FPS (median {4:.2f})'.format(

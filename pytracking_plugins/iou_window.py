@@ -15,14 +15,18 @@ convolution's output cell depends on the input cells within its receptive radius
 the window widened by that radius (clipped to the map, where the zero padding is the same as on the whole map),
 and the widening is cut off again; inside the window the values are those of the whole map.
 :meth:`WindowedIoUFeatures.predict_iou` then predicts IoUs with the network's own weights in a handful of matrix
-products per step, with the gradient with respect to the boxes written out (:class:`_WindowedIoU`), the modulation
-applied once to the window instead of to both maps every step, and PrRoIPool's window strategy
-(:func:`ltr_plugins.prroi_pool.window_weights`) over the cells the boxes read. The predictions are
+products per step, with the gradient with respect to the boxes written out (:class:`_WindowedIoU`): the modulation
+is applied once to the window instead of to both maps every step, every window cell is projected once through each
+bin's slice of the fully connected layers (:func:`project_cells`), and each step pools these projections with
+PrRoIPool's window strategy (:func:`ltr_plugins.prroi_pool.window_weights`). The predictions are
 ``AtomIoUNet.predict_iou``'s to float rounding (``tests/test_iou_window.py``).
 
 PrRoIPool reads a box's bins on the cells their bilinear support touches; every step checks that these lie in the
-window. When a box leaves it, :meth:`WindowedIoUFeatures.predict_iou` raises :class:`LeftWindow`, and the tracker
-redoes the refinement the stock way, on the whole map, so the window never changes a result.
+window. When a box reaches beyond it, the window grows (:data:`GROWTH_MARGIN` beyond the boxes) and that map's
+features are computed on the grown window before the step goes on, so the window never changes a result; the
+starting margin only trades the first window's size against how often it grows. A proposal that is not a finite
+box raises :class:`NonFiniteProposal`, and the tracker redoes the refinement the stock way, on the whole map, so
+that such a refinement ends exactly as DiMP's does.
 """
 from typing import List, NamedTuple, Sequence, Tuple
 
@@ -40,8 +44,13 @@ _ATOM_IOU_BRANCHES = ((('conv3_1t', 'conv3_2t'), 'prroi_pool3t', 'fc3_rt'),
                       (('conv4_1t', 'conv4_2t'), 'prroi_pool4t', 'fc4_rt'))
 
 
-class LeftWindow(Exception):
-    """A box of the refinement reached cells outside the window its IoU features were computed in."""
+# How far a grown window reaches beyond the boxes that left the previous one, in box widths and heights: a box that
+# leaves its window is usually moving, so the grown window leaves it room for the steps still to come.
+GROWTH_MARGIN = 0.25
+
+
+class NonFiniteProposal(Exception):
+    """A proposal of the refinement is not a finite box, so no window of cells holds what it reads."""
 
 
 def supports_windowing(bb_regressor: nn.Module) -> bool:
@@ -126,9 +135,13 @@ def _contains(outer: Window, inner: Window) -> bool:
     return outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2] and inner[3] <= outer[3]
 
 
+def _union(first: Window, second: Window) -> Window:
+    return min(first[0], second[0]), max(first[1], second[1]), min(first[2], second[2]), max(first[3], second[3])
+
+
 class _Branch(NamedTuple):
     """One IoU feature map of AtomIoUNet: the layers that compute it, how PrRoIPool pools it, and its fully connected
-    layer with the BatchNorm folded in (columns in the order the window pooling produces: bin, then channel)."""
+    layer with the BatchNorm folded in, as one slice per bin: ``weight`` [bins, channels, out], ``bias`` [out]."""
     layers: List[nn.Module]
     pooled_height: int
     pooled_width: int
@@ -138,18 +151,18 @@ class _Branch(NamedTuple):
 
 
 def _folded_linear(block: LinearBlock, bins: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A LinearBlock's linear layer and eval-mode BatchNorm as one affine layer ``(weight, bias)``, its weight's
-    columns reordered from (channel, bin), the order the block reads, to (bin, channel)."""
+    """A LinearBlock's linear layer and eval-mode BatchNorm as one affine layer ``(weight, bias)``, its weight split
+    into one [channels, out] slice per bin: [bins, channels, out] (the block reads its input as (channel, bin))."""
     with torch.no_grad():
         weight, bias = block.linear.weight, block.linear.bias
         out = weight.shape[0]
-        weight = weight.view(out, -1, bins).transpose(1, 2).reshape(out, -1)
         bias = bias if bias is not None else weight.new_zeros(out)
         if block.bn is not None:   # BatchNorm in eval mode is the affine map x * scale + shift
             bn = block.bn
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             weight = weight * scale.view(-1, 1)
             bias = bias * scale + bn.bias - bn.running_mean * scale
+        weight = weight.view(out, -1, bins).permute(2, 1, 0)
     return weight.contiguous(), bias.clone()
 
 
@@ -183,78 +196,83 @@ class WindowedIoUNet:
             iou_backbone_feat: the backbone features the IoU features are computed from
                 (``get_backbone_bbreg_feat``), one crop.
             boxes: [K, 4] boxes (crop pixels, ``x, y, w, h``) the refinement starts from.
-            margin: how far the window reaches beyond the boxes on every side, in box widths and heights.
+            margin: how far the first window reaches beyond the boxes on every side, in box widths and heights.
         """
         if len(iou_backbone_feat) != len(self.branches) or any(f.shape[0] != 1 for f in iou_backbone_feat):
             raise ValueError('windowed IoU prediction takes the backbone features of one crop, got shapes {}'.format(
                 [tuple(f.shape) for f in iou_backbone_feat]))
-        windows, cells = [], []
-        for feat, mod, branch in zip(iou_backbone_feat, modulation, self.branches):
-            window = box_window(boxes, branch.spatial_scale, tuple(feat.shape[-2:]), margin)
-            with torch.no_grad():
-                window_feat = convolve_window(branch.layers, feat, window)[0]
-            if mod.numel() != window_feat.shape[0]:
-                raise ValueError('windowed IoU prediction takes the modulation of one target: {} values for {} '
-                                 'channels'.format(mod.numel(), window_feat.shape[0]))
-            windows.append(window)
-            # the modulation predict_iou applies to the whole map every step, once on the window
-            cells.append(window_feat * mod.reshape(-1, 1, 1))
-        return WindowedIoUFeatures(self, windows, cells, [tuple(f.shape[-2:]) for f in iou_backbone_feat])
+        return WindowedIoUFeatures(self, modulation, iou_backbone_feat, boxes, margin)
 
 
-def project_cells(cells: torch.Tensor, weight: torch.Tensor, bins: int) -> torch.Tensor:
-    """Every window cell's features [C, rows, columns] through each bin's slice of the folded linear layer
-    ``weight`` [out, bins * C] (bin-major): [rows, columns, bins, out]. Pooling is linear, so pooling these
-    projections gives the linear layer's output without multiplying by the whole weight at every step."""
-    channels, rows, columns = cells.shape
-    out = weight.shape[0]
-    per_bin = weight.view(out, bins, channels).permute(2, 1, 0).reshape(channels, bins * out)
-    return torch.mm(cells.reshape(channels, -1).t(), per_bin).view(rows, columns, bins, out)
+def project_cells(cells: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Every window cell's features [C, rows, columns] through each bin's slice [bins, C, out] of a folded linear
+    layer (:func:`_folded_linear`): [bins, rows * columns, out]. Pooling is linear, so pooling these projections
+    gives the linear layer's output without multiplying by the whole weight at every step."""
+    return torch.matmul(cells.reshape(cells.shape[0], -1).t(), weight)
 
 
 class WindowedIoUFeatures:
     """The modulated IoU features of one crop in a window of each map (``cells[i]`` [C, rows, columns] over
-    ``windows[i]`` of a map of ``map_sizes[i]``), their projections through the branches' linear layers
-    (:func:`project_cells`), and the IoU-net's prediction on them."""
+    ``windows[i]``), their projections through the branches' linear layers (:func:`project_cells`), and the
+    IoU-net's prediction on them. A window grows when a proposal reaches beyond it; ``growths`` counts how often."""
 
-    def __init__(self, net: WindowedIoUNet, windows: List[Window], cells: List[torch.Tensor],
-                 map_sizes: List[Tuple[int, int]]):
-        self.net, self.windows, self.cells, self.map_sizes = net, windows, cells, map_sizes
-        self.projected = [project_cells(c, branch.weight, branch.pooled_height * branch.pooled_width)
-                          for c, branch in zip(cells, net.branches)]
+    def __init__(self, net: WindowedIoUNet, modulation: Sequence[torch.Tensor],
+                 iou_backbone_feat: Sequence[torch.Tensor], boxes: torch.Tensor, margin: float):
+        self.net, self.modulation, self.iou_backbone_feat = net, list(modulation), list(iou_backbone_feat)
+        self.map_sizes = [tuple(f.shape[-2:]) for f in iou_backbone_feat]
+        self.windows = [box_window(boxes, branch.spatial_scale, map_size, margin)
+                        for branch, map_size in zip(net.branches, self.map_sizes)]
+        self.cells: List[torch.Tensor] = [None] * len(net.branches)       # set by _compute
+        self.projected: List[torch.Tensor] = [None] * len(net.branches)   # set by _compute
+        self.growths = 0
+        for index in range(len(net.branches)):
+            self._compute(index)
+
+    def _compute(self, index: int) -> None:
+        """Branch ``index``'s modulated features and their projections on its window."""
+        branch, modulation = self.net.branches[index], self.modulation[index]
+        with torch.no_grad():
+            cells = convolve_window(branch.layers, self.iou_backbone_feat[index], self.windows[index])[0]
+            if modulation.numel() != cells.shape[0]:
+                raise ValueError('windowed IoU prediction takes the modulation of one target: {} values for {} '
+                                 'channels'.format(modulation.numel(), cells.shape[0]))
+            # the modulation predict_iou applies to the whole map every step, once on the window
+            self.cells[index] = cells * modulation.reshape(-1, 1, 1)
+            self.projected[index] = project_cells(self.cells[index], branch.weight)
 
     def predict_iou(self, proposals: torch.Tensor) -> torch.Tensor:
         """``AtomIoUNet.predict_iou`` for this crop's target: IoUs [1, K] of ``proposals`` [1, K, 4] (``x, y, w, h``,
-        crop pixels), differentiable in the proposals; raises :class:`LeftWindow` when a proposal reads cells
-        outside the window."""
+        crop pixels), differentiable in the proposals. A window that a proposal reaches beyond grows first; a
+        proposal that is not finite raises :class:`NonFiniteProposal`."""
         if proposals.dim() != 3 or proposals.shape[0] != 1 or proposals.shape[2] != 4:
             raise ValueError('WindowedIoUFeatures.predict_iou takes proposals [1, K, 4], got {}'.format(
                 tuple(proposals.shape)))
         boxes = proposals.detach()[0]
         low, high = _extent(torch.cat((boxes[:, :2], boxes[:, :2] + boxes[:, 2:]), 1))   # predict_iou's RoIs
         if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):   # min and max propagate NaN
-            raise LeftWindow('a proposal is not finite')
+            raise NonFiniteProposal('a proposal is not finite')
         layouts, tensors = [], []
-        for branch, window, cells, map_size in zip(self.net.branches, self.windows, self.projected, self.map_sizes):
+        for index, branch in enumerate(self.net.branches):
             # a positive scale commutes with min and max, also in floating point
-            read = window_read(low * branch.spatial_scale, high * branch.spatial_scale, map_size)
-            if not _contains(window, read):
-                raise LeftWindow('a proposal reads cells {} outside the window {}'.format(read, window))
-            y0, x0 = window[0], window[2]
-            read_cells = cells[read[0] - y0:read[1] - y0 + 1, read[2] - x0:read[3] - x0 + 1]
-            layouts.append((branch.pooled_height, branch.pooled_width, branch.spatial_scale, read))
-            tensors += [read_cells.reshape(-1, *read_cells.shape[2:]).transpose(0, 1), branch.bias]
+            read = window_read(low * branch.spatial_scale, high * branch.spatial_scale, self.map_sizes[index])
+            if not _contains(self.windows[index], read):
+                grown = box_window(boxes, branch.spatial_scale, self.map_sizes[index], GROWTH_MARGIN)
+                self.windows[index] = _union(self.windows[index], _union(grown, read))
+                self._compute(index)
+                self.growths += 1
+            layouts.append((branch.pooled_height, branch.pooled_width, branch.spatial_scale, self.windows[index]))
+            tensors += [self.projected[index], branch.bias]
         return _WindowedIoU.apply(proposals, self.net.predictor_weight, self.net.predictor_bias, tuple(layouts),
                                   *tensors)
 
 
 class _WindowedIoU(torch.autograd.Function):
     """``AtomIoUNet.predict_iou`` as one autograd node, differentiable in the proposals only (the network's weights
-    and features are constants here): per branch, PrRoIPool over the cells the boxes read, the fully connected layer
-    with its BatchNorm and ReLU; then the IoU predictor.
+    and features are constants here): per branch, PrRoIPool over the window's cells, the fully connected layer with
+    its BatchNorm and ReLU; then the IoU predictor.
 
     Inputs: ``proposals`` [1, K, 4], the predictor's weight and bias, ``layouts`` (per branch: pooled height and
-    width, spatial scale, window of cells read) and, per branch, the projected cells read [bins, cells, out]
+    width, spatial scale, window) and, per branch, the window's projected cells [bins, cells, out]
     (:func:`project_cells`) and the folded linear layer's bias.
     """
 
@@ -264,9 +282,9 @@ class _WindowedIoU(torch.autograd.Function):
         boxes = proposals[0]
         xyxy = torch.cat((boxes[:, :2], boxes[:, :2] + boxes[:, 2:]), 1)
         activations, saved = [], [predictor_weight]
-        for i, (pooled_height, pooled_width, spatial_scale, read) in enumerate(layouts):
+        for i, (pooled_height, pooled_width, spatial_scale, window) in enumerate(layouts):
             projected, bias = branch_tensors[2 * i:2 * i + 2]
-            weights = window_weights(xyxy * spatial_scale, pooled_height, pooled_width, read)
+            weights = window_weights(xyxy * spatial_scale, pooled_height, pooled_width, window)
             bins_per_box = weights.bins.view(K, pooled_height * pooled_width, -1).transpose(0, 1)   # [bins, K, cells]
             pre_activation = torch.bmm(bins_per_box, projected).sum(0) + bias   # the BatchNorm's output
             activations.append(pre_activation.clamp(min=0))

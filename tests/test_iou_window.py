@@ -7,7 +7,7 @@ import torch
 from ltr.models.bbreg.atom_iou_net import AtomIoUNet
 
 from pytracking_plugins import iou_window
-from pytracking_plugins.iou_window import LeftWindow, WindowedIoUNet
+from pytracking_plugins.iou_window import NonFiniteProposal, WindowedIoUNet
 
 MARGIN = 0.25
 
@@ -145,16 +145,38 @@ def test_refinement_in_float64_matches_to_double_precision(crop):
     torch.testing.assert_close(ours.grad, stock.grad, rtol=1e-10, atol=1e-12)
 
 
-def test_a_proposal_outside_the_window_raises(crop):
+def test_a_proposal_outside_the_window_grows_it(crop):
+    """A proposal that reads cells beyond the window grows the window first: the prediction is still the IoU-net's."""
+    net, backbone, modulation, whole_map, boxes = crop
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, margin=0.0)
+    first_windows = list(windowed.windows)
+    outside = boxes.clone()
+    outside[3, 0] -= 40   # 5 cells to the left on layer 2, 2.5 on layer 3
+    stock = outside.view(1, 10, 4).clone().requires_grad_(True)
+    ours = outside.view(1, 10, 4).clone().requires_grad_(True)
+    stock_iou = net.predict_iou(modulation, whole_map, stock)
+    our_iou = windowed.predict_iou(ours)
+    stock_iou.sum().backward()
+    our_iou.sum().backward()
+    assert windowed.growths == 2   # both maps
+    for first, grown in zip(first_windows, windowed.windows):
+        assert grown[2] < first[2] and iou_window._contains(grown, first)   # grown to the left
+    torch.testing.assert_close(our_iou, stock_iou, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.grad, stock.grad, rtol=1e-4, atol=1e-6)
+    for window, cells, feat, mod in zip(windowed.windows, windowed.cells, whole_map, modulation):
+        y0, y1, x0, x1 = window
+        torch.testing.assert_close(cells, (feat * mod.reshape(1, -1, 1, 1))[0, :, y0:y1 + 1, x0:x1 + 1],
+                                   rtol=1e-5, atol=1e-5)
+    windowed.predict_iou(outside.view(1, 10, 4))
+    assert windowed.growths == 2   # the grown windows hold the proposal now
+
+
+def test_a_proposal_that_is_not_a_box_raises(crop):
     net, backbone, modulation, _, boxes = crop
     windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, MARGIN)
-    outside = boxes.clone()
-    outside[3, 0] -= 40   # 5 cells to the left on layer 2
-    with pytest.raises(LeftWindow, match='outside the window'):
-        windowed.predict_iou(outside.view(1, 10, 4))
     nan_box = boxes.clone()
     nan_box[0, 2] = float('nan')
-    with pytest.raises(LeftWindow, match='not finite'):
+    with pytest.raises(NonFiniteProposal, match='not finite'):
         windowed.predict_iou(nan_box.view(1, 10, 4))
     with pytest.raises(ValueError, match=r'proposals \[1, K, 4\]'):
         windowed.predict_iou(boxes)
@@ -225,7 +247,7 @@ def test_mkdnet_refinement_gives_dimps_boxes(crop, margin):
     stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, margin)
     stock_boxes, stock_iou = stock.refine_boxes(backbone, 0, boxes.clone())
     our_boxes, our_iou = ours.refine_boxes(backbone, 0, boxes.clone())
-    assert (ours.iou_window_refinements, ours.iou_window_redone) == (1, 0)
+    assert (ours.iou_window_refinements, ours.iou_window_growths, ours.iou_window_redone) == (1, 0, 0)
     moved = (stock_boxes - boxes).abs().max()
     assert moved > 1e-3   # the refinement moved the boxes
     np.testing.assert_allclose(our_boxes.numpy(), stock_boxes.numpy(), rtol=0, atol=1e-3)
@@ -247,15 +269,37 @@ def test_mkdnet_refines_in_both_of_dimps_box_parametrisations(crop, space):
     np.testing.assert_allclose(our_iou.numpy(), stock_iou.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_mkdnet_redoes_a_refinement_whose_box_leaves_the_window(crop):
+def test_mkdnet_grows_the_window_when_a_box_leaves_it(crop):
+    """Long steps move the boxes out of a window without margin; the grown windows give DiMP's refinement. In float64,
+    since ten long gradient steps amplify float32 rounding beyond what a comparison could tell from an error."""
     _, backbone, _, _, boxes = crop
-    stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, margin=0.0)
-    for tracker in (stock, ours):
-        tracker.params.box_refinement_step_length = 0.05   # long steps: the boxes leave a window without margin
-    stock_boxes, stock_iou = stock.refine_boxes(backbone, 0, boxes.clone())
-    our_boxes, our_iou = ours.refine_boxes(backbone, 0, boxes.clone())
-    assert (ours.iou_window_refinements, ours.iou_window_redone) == (1, 1)
-    assert torch.equal(our_boxes, stock_boxes) and torch.equal(our_iou, stock_iou)   # redone the stock way
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        backbone64 = [f.double() for f in backbone]
+        stock, ours = _tracker('DiMP', backbone64), _tracker('MKDNet', backbone64, margin=0.0)
+        for tracker in (stock, ours):
+            tracker.params.box_refinement_step_length = 0.05   # long steps: the boxes leave a window without margin
+        stock_boxes, stock_iou = stock.refine_boxes(backbone64, 0, boxes.double())
+        our_boxes, our_iou = ours.refine_boxes(backbone64, 0, boxes.double())
+    finally:
+        torch.set_default_dtype(default_dtype)
+    assert ours.iou_window_refinements == 1 and ours.iou_window_growths >= 1 and ours.iou_window_redone == 0
+    assert our_boxes.dtype == torch.float64 and (stock_boxes - boxes).abs().max() > 1.0   # moved by over a pixel
+    np.testing.assert_allclose(our_boxes.numpy(), stock_boxes.numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(our_iou.numpy(), stock_iou.numpy(), rtol=0, atol=1e-12)
+
+
+def test_mkdnet_redoes_a_refinement_whose_box_is_not_finite(crop):
+    _, backbone, _, _, boxes = crop
+    stock, ours = _tracker('DiMP', backbone), _tracker('MKDNet', backbone, MARGIN)
+    broken = boxes.clone()
+    broken[4, 2] = float('nan')
+    stock_result = stock.refine_boxes(backbone, 0, broken.clone())
+    our_result = ours.refine_boxes(backbone, 0, broken.clone())
+    assert (ours.iou_window_refinements, ours.iou_window_growths, ours.iou_window_redone) == (1, 0, 1)
+    for stock_value, our_value in zip(stock_result, our_result):   # redone the stock way
+        torch.testing.assert_close(our_value, stock_value, rtol=0, atol=0, equal_nan=True)
 
 
 def test_mkdnet_without_a_window_is_dimp(crop):

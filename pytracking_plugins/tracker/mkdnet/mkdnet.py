@@ -8,17 +8,19 @@ Everything MKDNet-specific is in its parameter files (``pytracking/parameter/mkd
 The class is pytracking's ``DiMP`` with one change in how, not what, it computes: the box refinement
 (``DiMP.refine_boxes``) computes the IoU features in a window around the boxes it refines and predicts their IoUs
 there (:mod:`pytracking_plugins.iou_window`), still by DiMP's own gradient-ascent loop (``DiMP.optimize_boxes``);
-whenever a box leaves the window, the refinement is redone the stock way, on the whole map. Parameter
-``iou_window_margin`` (how far the window reaches beyond the boxes, in box sizes; default
-``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it; None turns it off.
+the window grows whenever a box reaches beyond it, and a refinement whose boxes stop being finite is redone the
+stock way, on the whole map. Parameter ``iou_window_margin`` (how far the first window reaches beyond the boxes, in
+box sizes; default ``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it;
+None turns it off.
 """
 from typing import Optional
 
 from pytracking.tracker.dimp import DiMP
 
-from pytracking_plugins.iou_window import LeftWindow, WindowedIoUFeatures, WindowedIoUNet, supports_windowing
+from pytracking_plugins.iou_window import (NonFiniteProposal, WindowedIoUFeatures, WindowedIoUNet,
+                                          supports_windowing)
 
-CPU_IOU_WINDOW_MARGIN = 0.25
+CPU_IOU_WINDOW_MARGIN = 0.05
 
 
 class MKDNet(DiMP):
@@ -38,11 +40,12 @@ class MKDNet(DiMP):
         self.windowed_iou_net = WindowedIoUNet(self.net.bb_regressor) if self.iou_window_margin() is not None \
             else None
         self.iou_window_refinements = 0   # refinements done in a window
-        self.iou_window_redone = 0        # of which redone on the whole map because a box left the window
+        self.iou_window_growths = 0       # times a window grew because a box reached beyond it
+        self.iou_window_redone = 0        # refinements redone on the whole map because a box was not finite
 
     def refine_boxes(self, backbone_feat, scale_ind, init_boxes):
         """DiMP's refinement of ``init_boxes`` on sample ``scale_ind``, on IoU features computed in a window around
-        them; redone on the whole map (DiMP's own) when a box leaves the window."""
+        them; redone on the whole map (DiMP's own) when a box is not finite."""
         if self.windowed_iou_net is None:
             return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
         iou_backbone_feat = [x[scale_ind:scale_ind + 1, ...] for x in self.get_iou_backbone_features(backbone_feat)]
@@ -51,8 +54,10 @@ class MKDNet(DiMP):
         self.iou_window_refinements += 1
         try:
             return self.optimize_boxes(iou_features, init_boxes)
-        except LeftWindow:
+        except NonFiniteProposal:
             self.iou_window_redone += 1
+        finally:
+            self.iou_window_growths += iou_features.growths
         return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
 
     def predict_iou(self, iou_features, boxes):
