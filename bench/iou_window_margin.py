@@ -1,20 +1,21 @@
 """Benchmark: the first margin of the CPU refinement window, on trained networks: how often the window grows, the
 tracking time, and the boxes against the stock refinement, for each margin.
 
-    .venv/bin/python bench/iou_window_margin.py [TRACKER PARAMETER] [--dataset latot_test] [--sequences 8]
-                                                [--margins 0.05 0 0.25] [--demo FOLDER] [--threads N]
+    .venv/bin/python bench/iou_window_margin.py [--tracker NAME PARAMETER] [--dataset latot_test | --demo FOLDER]
+                                                [--sequences 8] [--margins 0.05 0 0.25] [--threads N]
 
-``TRACKER PARAMETER`` is a pytracking tracker that runs MKDNet's tracker class (default ``mkdnet mkdnet``, the
-student network your ``local.py`` points at); ``--demo FOLDER`` tracks with the networks and test split that
-``mkdnet-demo --folder FOLDER`` wrote instead (default parameter ``demo_mkdnet``; ``demo_teacher`` and
-``demo_baseline`` are its other two).
+``--tracker NAME PARAMETER`` is a pytracking tracker that runs MKDNet's tracker class (default ``mkdnet mkdnet``,
+the student network your ``local.py`` points at), tracking ``--dataset``; ``--demo FOLDER`` tracks the networks
+and test split that ``mkdnet-demo --folder FOLDER`` wrote instead (default parameter ``demo_mkdnet``;
+``demo_teacher`` and ``demo_baseline`` are its other two).
 
 The tracker refines its boxes in a window of the IoU feature maps (``pytracking_plugins/iou_window.py``) that
 starts ``params.iou_window_margin`` box sizes beyond the starting boxes and grows when a box reaches beyond it.
 Inside any window the features are the whole map's, so the margin changes the speed, never the boxes: this bench
 shows both. Each margin tracks the same sequences through pytracking's ``Tracker.run_sequence``, seeded alike, and
 so does the stock refinement on the whole map (margin None, DiMP's own). Printed per margin: the refinements, how
-often a window grew, the refinements redone on the whole map (a box that was not finite), the process CPU time of
+often a map's window grew (once per map and step that outgrew it), the refinements run on the whole map (a box that
+was not finite), the process CPU time of
 the tracking, and the largest difference of any box to the stock refinement's. Random weights barely move the
 boxes, so the margin is only worth choosing with trained networks.
 """
@@ -34,9 +35,9 @@ if PROJECT_ROOT not in sys.path:
     sys.path.insert(0, PROJECT_ROOT)
 
 from pytracking.evaluation import Tracker, get_dataset  # noqa: E402
+from pytracking.tracker.mkdnet import MKDNet  # noqa: E402   (MKDNet's class as pytracking loads it, by its link)
 
-# MKDNet's class as pytracking loads it (through the plugin's link into pytracking/tracker)
-from pytracking.tracker.mkdnet import MKDNet  # noqa: E402
+from pytracking_plugins.latot_data import LaTOTFormatError  # noqa: E402
 
 COUNTERS = ('refinements', 'growths', 'redone')
 
@@ -81,25 +82,33 @@ def track(tracker: MarginTracker, sequences, seed: int):
     return np.concatenate(boxes), cpu
 
 
-def parse_margin(text: str) -> Optional[float]:
-    return None if text == 'None' else float(text)
+def parse_margin(text: str) -> float:
+    """A first margin: a number >= 0 (box sizes)."""
+    try:
+        margin = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('{!r} is not a number'.format(text))
+    if not 0 <= margin < float('inf'):
+        raise argparse.ArgumentTypeError('a margin is a number >= 0 (box sizes), got {}'.format(text))
+    return margin
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('tracker', nargs='*', help='tracker and parameter names (default: mkdnet mkdnet, or '
-                                                   'mkdnet demo_mkdnet with --demo)')
-    parser.add_argument('--dataset', default='latot_test', help="pytracking dataset name (default latot_test)")
+    parser.add_argument('--tracker', nargs=2, metavar=('NAME', 'PARAMETER'),
+                        help='pytracking tracker and parameter names (default: mkdnet mkdnet, or mkdnet demo_mkdnet '
+                             'with --demo)')
+    parser.add_argument('--dataset', default=None, help="pytracking dataset name (default latot_test)")
     parser.add_argument('--sequences', type=int, default=8, help='the first N sequences of the dataset (default 8)')
     parser.add_argument('--margins', type=parse_margin, nargs='+', default=[0.05, 0.0, 0.25],
-                        help='first margins to compare with the stock refinement (default 0.05 0 0.25)')
+                        help='first margins (>= 0) to compare with the stock refinement (default 0.05 0 0.25)')
     parser.add_argument('--demo', metavar='FOLDER', help="the networks and test split of `mkdnet-demo --folder FOLDER`")
     parser.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    if len(args.tracker) not in (0, 2):
-        parser.error('give a tracker and a parameter name, e.g. mkdnet mkdnet, or neither')
+    if args.demo and args.dataset:
+        parser.error('--demo tracks the demo\'s test split: leave out --dataset')
     if args.sequences < 1:
         parser.error('--sequences must be >= 1')
     if args.threads:
@@ -115,7 +124,10 @@ def main(argv=None) -> int:
         point_pytracking_at(paths)
         sequences = test_dataset(paths).get_sequence_list()[:args.sequences]
     else:
-        sequences = get_dataset(args.dataset)[:args.sequences]
+        try:
+            sequences = get_dataset(args.dataset or 'latot_test')[:args.sequences]
+        except LaTOTFormatError as error:
+            parser.error(str(error))
 
     track(MarginTracker(name, parameter, None), sequences[:1], args.seed)   # warm-up, untimed
     stock_boxes, stock_cpu = track(MarginTracker(name, parameter, None), sequences, args.seed)
@@ -127,16 +139,15 @@ def main(argv=None) -> int:
     print('{:>8}  {:>11}  {:>7}  {:>6}  {:>12.1f}  {:>24}'.format('None', '-', '-', '-', stock_cpu,
                                                                   '(stock refinement)'))
     for margin in args.margins:
-        if margin is None:
-            continue
         tracker = MarginTracker(name, parameter, margin)
         boxes, cpu = track(tracker, sequences, args.seed)
         counts = [sum(getattr(instance, 'iou_window_' + counter) for instance in tracker.instances)
                   for counter in COUNTERS]
         print('{:>8}  {:>11}  {:>7}  {:>6}  {:>12.1f}  {:>21.1e} px'.format(
             margin, *counts, cpu, float(np.abs(boxes - stock_boxes).max())))
-    print('a window grows when a box reaches beyond it; "redone": refinements redone on the whole map because a box '
-          'was not finite. The margin changes the time, never the boxes (differences are float rounding).')
+    print('growths: a map\'s window grew (once per map and step that outgrew it); redone: refinements run on the '
+          'whole map because a box was not finite. The margin changes the time, never the boxes (the differences are '
+          'float rounding).')
     return 0
 
 

@@ -44,8 +44,8 @@ _ATOM_IOU_BRANCHES = ((('conv3_1t', 'conv3_2t'), 'prroi_pool3t', 'fc3_rt'),
                       (('conv4_1t', 'conv4_2t'), 'prroi_pool4t', 'fc4_rt'))
 
 
-# How far a grown window reaches beyond the boxes that left the previous one, in box widths and heights: a box that
-# leaves its window is usually moving, so the grown window leaves it room for the steps still to come.
+# How far a grown window reaches beyond the boxes of the step that outgrew the previous one, in box widths and
+# heights: a box that leaves its window is usually moving, so the grown window leaves it room for the steps to come.
 GROWTH_MARGIN = 0.25
 
 

@@ -171,6 +171,30 @@ def test_a_proposal_outside_the_window_grows_it(crop):
     assert windowed.growths == 2   # the grown windows hold the proposal now
 
 
+@pytest.mark.parametrize('corner', ['top-left', 'bottom-right'])
+def test_a_window_grows_up_to_the_border_of_the_map(crop, corner):
+    """A box near a corner moved partly off the crop: the grown window stops at the map's border (where the whole
+    map's zero padding applies) and the prediction is still the IoU-net's."""
+    net, backbone, modulation, whole_map, _ = crop
+    start = torch.tensor([[20.0, 24.0, 40.0, 30.0]]) if corner == 'top-left' else \
+        torch.tensor([[CROP - 60.0, CROP - 54.0, 40.0, 30.0]])
+    windowed = WindowedIoUNet(net).iou_features(modulation, backbone, start, margin=0.0)
+    shift = torch.tensor([-30.0, -35.0, 0.0, 0.0]) if corner == 'top-left' else torch.tensor([30.0, 35.0, 0.0, 0.0])
+    stock = (start + shift).view(1, 1, 4).requires_grad_(True)
+    ours = (start + shift).view(1, 1, 4).requires_grad_(True)
+    stock_iou = net.predict_iou(modulation, whole_map, stock)
+    our_iou = windowed.predict_iou(ours)
+    stock_iou.sum().backward()
+    our_iou.sum().backward()
+    assert windowed.growths >= 1   # layer 3's first window may reach the border already
+    for window, feat in zip(windowed.windows, whole_map):
+        height, width = feat.shape[-2:]
+        assert window[0::2] == (0, 0) if corner == 'top-left' else window[1::2] == (height - 1, width - 1)
+    torch.testing.assert_close(our_iou, stock_iou, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.grad, stock.grad, rtol=1e-4, atol=1e-6)
+    assert stock.grad.abs().max() > 1e-4
+
+
 def test_a_proposal_that_is_not_a_box_raises(crop):
     net, backbone, modulation, _, boxes = crop
     windowed = WindowedIoUNet(net).iou_features(modulation, backbone, boxes, MARGIN)
@@ -297,7 +321,7 @@ def test_mkdnet_redoes_a_refinement_whose_box_is_not_finite(crop):
     broken[4, 2] = float('nan')
     stock_result = stock.refine_boxes(backbone, 0, broken.clone())
     our_result = ours.refine_boxes(backbone, 0, broken.clone())
-    assert (ours.iou_window_refinements, ours.iou_window_growths, ours.iou_window_redone) == (1, 0, 1)
+    assert (ours.iou_window_refinements, ours.iou_window_growths, ours.iou_window_redone) == (0, 0, 1)
     for stock_value, our_value in zip(stock_result, our_result):   # redone the stock way
         torch.testing.assert_close(our_value, stock_value, rtol=0, atol=0, equal_nan=True)
 
@@ -310,6 +334,14 @@ def test_mkdnet_without_a_window_is_dimp(crop):
     our_result = ours.refine_boxes(backbone, 0, boxes.clone())
     assert all(torch.equal(a, b) for a, b in zip(stock_result, our_result))
     assert ours.iou_window_refinements == 0
+
+
+@pytest.mark.parametrize('margin', [-0.1, float('inf'), float('nan'), '0.1', True])
+def test_a_bad_window_margin_names_the_parameter(crop, margin):
+    tracker = _tracker('MKDNet', crop[1], 0.1)
+    tracker.params.iou_window_margin = margin
+    with pytest.raises(ValueError, match=r'params\.iou_window_margin must be None .* or a margin >= 0'):
+        tracker.iou_window_margin()
 
 
 def test_window_margin_defaults_to_the_cpu_only(crop):

@@ -13,8 +13,11 @@ stock way, on the whole map. Parameter ``iou_window_margin`` (how far the first 
 box sizes; default ``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it;
 None turns it off.
 """
+import math
+import numbers
 from typing import Optional
 
+import torch
 from pytracking.tracker.dimp import DiMP
 
 from pytracking_plugins.iou_window import (NonFiniteProposal, WindowedIoUFeatures, WindowedIoUNet,
@@ -27,11 +30,14 @@ class MKDNet(DiMP):
     """pytracking's DiMP tracker, with the box refinement computed in a window (see the module docstring)."""
 
     def iou_window_margin(self) -> Optional[float]:
-        """The window's margin in box sizes, or None where the refinement runs on the whole map."""
+        """The first window's margin in box sizes, or None where the refinement runs on the whole map."""
         default = None if self.params.get('use_gpu', False) else CPU_IOU_WINDOW_MARGIN
         margin = self.params.get('iou_window_margin', default)
         if margin is None or not supports_windowing(self.net.bb_regressor):
             return None
+        if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < math.inf:
+            raise ValueError('params.iou_window_margin must be None (the whole map) or a margin >= 0 in box sizes, '
+                             'got {!r}: fix it in your parameter file'.format(margin))
         return float(margin)
 
     def init_iou_net(self, backbone_feat):
@@ -39,14 +45,17 @@ class MKDNet(DiMP):
         super().init_iou_net(backbone_feat)
         self.windowed_iou_net = WindowedIoUNet(self.net.bb_regressor) if self.iou_window_margin() is not None \
             else None
-        self.iou_window_refinements = 0   # refinements done in a window
-        self.iou_window_growths = 0       # times a window grew because a box reached beyond it
-        self.iou_window_redone = 0        # refinements redone on the whole map because a box was not finite
+        self.iou_window_refinements = 0   # refinements started in a window
+        self.iou_window_growths = 0       # times a map's window grew because a box reached beyond it
+        self.iou_window_redone = 0        # refinements run on the whole map because a box was not finite
 
     def refine_boxes(self, backbone_feat, scale_ind, init_boxes):
         """DiMP's refinement of ``init_boxes`` on sample ``scale_ind``, on IoU features computed in a window around
-        them; redone on the whole map (DiMP's own) when a box is not finite."""
+        them; on the whole map (DiMP's own) when a box is not finite, from the start or at a step."""
         if self.windowed_iou_net is None:
+            return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
+        if not bool(torch.isfinite(init_boxes).all()):   # no window holds such a box: skip computing one
+            self.iou_window_redone += 1
             return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
         iou_backbone_feat = [x[scale_ind:scale_ind + 1, ...] for x in self.get_iou_backbone_features(backbone_feat)]
         iou_features = self.windowed_iou_net.iou_features(self.iou_modulation, iou_backbone_feat, init_boxes,
