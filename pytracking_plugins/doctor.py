@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOOTPRINT_FILE = os.path.join(PROJECT_ROOT, 'settings', 'footprint.txt')
@@ -204,36 +204,49 @@ def _check_folder(report: Report, name: str, path: str, needed_for: str) -> None
                     'create it, or correct {} in the local.py file above'.format(name))
 
 
+def _read_local_settings(report: Report, checkout: Optional[str], local_file: str, read_settings: Callable[[], object],
+                         folders: Sequence[Tuple[str, str]]):
+    """One local.py's section: each folder setting ``(name, what it is for)`` checked; its settings, or None when the
+    file cannot be read."""
+    report.section('Paths ({})'.format(local_file))
+    try:
+        env = read_settings()
+    except Exception as exc:
+        report.fail('{} cannot be read: {!r}'.format(local_file, exc),
+                    'correct {} or remove it and run {}'.format(
+                        os.path.join(checkout or '<pytracking>', local_file), REINSTALL))
+        return None
+    for name, use in folders:
+        _check_folder(report, name, getattr(env, name, ''), use)
+    return env
+
+
+def _ltr_settings():
+    from ltr.admin.environment import env_settings
+    return env_settings()
+
+
+def _pytracking_settings():
+    from pytracking.evaluation.environment import env_settings
+    return env_settings()
+
+
 def check_local_settings(report: Report, checkout: Optional[str]) -> List[str]:
     """The paths of both local.py files; returns the folders where network files are looked up."""
     folders: List[str] = []
-    report.section('Paths (ltr/admin/local.py)')
-    try:
-        from ltr.admin.environment import env_settings as ltr_env_settings
-        env = ltr_env_settings()
-    except Exception as exc:
-        report.fail('ltr/admin/local.py cannot be read: {!r}'.format(exc),
-                    'correct {} or remove it and run {}'.format(
-                        os.path.join(checkout or '<pytracking>', 'ltr/admin/local.py'), REINSTALL))
-    else:
-        for name, use in (('workspace_dir', 'checkpoints'), ('tensorboard_dir', 'training logs'),
-                          ('pretrained_networks', 'the teacher super_dimp.pth.tar'),
-                          ('lasot_dir', 'training mkdnet'), ('got10k_dir', 'training mkdnet'),
-                          ('trackingnet_dir', 'training mkdnet'), ('latot_dir', 'training on LaTOT')):
-            _check_folder(report, name, getattr(env, name, ''), use)
-        folders.append(getattr(env, 'pretrained_networks', ''))
-    report.section('Paths (pytracking/evaluation/local.py)')
-    try:
-        from pytracking.evaluation.environment import env_settings as pytracking_env_settings
-        env = pytracking_env_settings()
-    except Exception as exc:
-        report.fail('pytracking/evaluation/local.py cannot be read: {!r}'.format(exc),
-                    'correct {} or remove it and run {}'.format(
-                        os.path.join(checkout or '<pytracking>', 'pytracking/evaluation/local.py'), REINSTALL))
-    else:
-        for name, use in (('network_path', 'tracking networks'), ('results_path', 'tracking results'),
-                          ('result_plot_path', 'reports and plots'), ('latot_path', 'the latot datasets')):
-            _check_folder(report, name, getattr(env, name, ''), use)
+    ltr_env = _read_local_settings(
+        report, checkout, 'ltr/admin/local.py', _ltr_settings,
+        (('workspace_dir', 'checkpoints'), ('tensorboard_dir', 'training logs'),
+         ('pretrained_networks', 'the teacher super_dimp.pth.tar'), ('lasot_dir', 'training mkdnet'),
+         ('got10k_dir', 'training mkdnet'), ('trackingnet_dir', 'training mkdnet'),
+         ('latot_dir', 'training on LaTOT')))
+    if ltr_env is not None:
+        folders.append(getattr(ltr_env, 'pretrained_networks', ''))
+    pytracking_env = _read_local_settings(
+        report, checkout, 'pytracking/evaluation/local.py', _pytracking_settings,
+        (('network_path', 'tracking networks'), ('results_path', 'tracking results'),
+         ('result_plot_path', 'reports and plots'), ('latot_path', 'the latot datasets')))
+    if pytracking_env is not None:
         from pytracking_plugins.network_files import network_folders
         folders[:0] = network_folders()
     return [folder for folder in folders if folder]

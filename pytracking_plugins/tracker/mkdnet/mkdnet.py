@@ -43,8 +43,8 @@ class MKDNet(DiMP):
     def init_iou_net(self, backbone_feat):
         """DiMP's, and the IoU-net prepared for windowed prediction when the window is on."""
         super().init_iou_net(backbone_feat)
-        self.windowed_iou_net = WindowedIoUNet(self.net.bb_regressor) if self.iou_window_margin() is not None \
-            else None
+        self.window_margin = self.iou_window_margin()   # read and checked once per sequence, not every frame
+        self.windowed_iou_net = WindowedIoUNet(self.net.bb_regressor) if self.window_margin is not None else None
         self.iou_window_refinements = 0   # refinements started in a window
         self.iou_window_growths = 0       # times a map's window grew because a box reached beyond it
         self.iou_window_redone = 0        # refinements run on the whole map because a box was not finite
@@ -59,7 +59,7 @@ class MKDNet(DiMP):
             return super().refine_boxes(backbone_feat, scale_ind, init_boxes)
         iou_backbone_feat = [x[scale_ind:scale_ind + 1, ...] for x in self.get_iou_backbone_features(backbone_feat)]
         iou_features = self.windowed_iou_net.iou_features(self.iou_modulation, iou_backbone_feat, init_boxes,
-                                                          self.iou_window_margin())
+                                                          self.window_margin)
         self.iou_window_refinements += 1
         try:
             return self.optimize_boxes(iou_features, init_boxes)
