@@ -32,7 +32,7 @@ sys.path.insert(0, PROJECT_ROOT)
 
 from pytracking.evaluation.data import Sequence  # noqa: E402
 
-from pytracking_plugins import latot_attributes, latot_data, synthetic  # noqa: E402
+from ltr_plugins import latot_attributes, latot_data, synthetic  # noqa: E402
 from pytracking_plugins.analysis import scoring as latot_scoring  # noqa: E402
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME  # noqa: E402
 from pytracking_plugins.analysis import report  # noqa: E402

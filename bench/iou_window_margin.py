@@ -37,7 +37,7 @@ if PROJECT_ROOT not in sys.path:
 from pytracking.evaluation import Tracker, get_dataset  # noqa: E402
 from pytracking.tracker.mkdnet import MKDNet  # noqa: E402   (MKDNet's class as pytracking loads it, by its link)
 
-from pytracking_plugins.latot_data import LaTOTFormatError  # noqa: E402
+from ltr_plugins.latot_data import LaTOTFormatError  # noqa: E402
 
 COUNTERS = ('refinements', 'growths', 'redone')
 

@@ -104,7 +104,7 @@ def install_environment(folder: str) -> None:
 
 def make_sequence(folder: str, num_frames: int, seed: int):
     from pytracking.evaluation.data import Sequence
-    from pytracking_plugins import latot_data, synthetic
+    from ltr_plugins import latot_data, synthetic
     root = os.path.join(folder, 'latot')
     synthetic.write_dataset(root, names=[SEQUENCE_NAME], num_frames=num_frames, image_size=IMAGE_SIZE, seed=seed)
     frames = latot_data.list_frames(root, SEQUENCE_NAME)

@@ -1,24 +1,16 @@
-"""Exports MKDNet's student from a training checkpoint as a tracking network (``mkdnet.pth.tar``).
+"""MKDNet's student out of a training checkpoint, and written as a tracking network.
 
-The result is a Super-DiMP network file: the student's state dict and its ltr constructor (``dimpnet50`` with
-Super-DiMP's arguments), nothing else -- no teacher, no discriminators, no optimizer state -- so pytracking's
-``NetWithBackbone`` loads it as it loads ``super_dimp.pth.tar``, and it is the same size.
-
-    python -m ltr_plugins.export_mkdnet CHECKPOINT [--output PATH]
-
-CHECKPOINT is a training checkpoint file (``MKDNetStudent_ep0050.pth.tar``), a folder of them (the latest is used),
-or a train setting as ``module/name`` (``mkdnet/mkdnet``: the latest checkpoint of that setting in the ltr
-workspace). The default output is ``mkdnet.pth.tar`` in pytracking's network folder (pytracking/evaluation/local.py).
+The result is a Super-DiMP network file: the student's state dict and its ltr constructor, nothing else -- no
+teacher, no discriminators, no optimizer state -- so pytracking's ``NetWithBackbone`` loads it as it loads
+``super_dimp.pth.tar``, and it is the same size. The command is ``mkdnet-export`` on the tracking side.
 """
-import argparse
 import glob
 import os
-import sys
-from typing import Optional, Sequence
 
 import torch.nn as nn
 
 from ltr_plugins.models.super_dimp import save_tracking_network
+from ltr_plugins.network_files import rebuild_constructor, unpickle_network_file
 
 TRAINING_NET_TYPE = 'MKDNetStudent'
 STUDENT_PREFIX = 'net.'          # MKDNetStudent.net is the student DiMPnet
@@ -40,21 +32,10 @@ def resolve_checkpoint(checkpoint: str) -> str:
     return os.path.abspath(files[-1])
 
 
-def default_output_path() -> str:
-    """``mkdnet.pth.tar`` in pytracking's (first) network folder."""
-    from pytracking_plugins.network_files import network_folders, pytracking_local_file
-    folders = network_folders()
-    if not folders:
-        raise RuntimeError('no network folder: set settings.network_path in {}, or give the output path '
-                           '(--output)'.format(pytracking_local_file()))
-    return os.path.join(folders[0], DEFAULT_NAME)
-
-
 def student_from_checkpoint(checkpoint_path: str) -> nn.Module:
     """Rebuilds the student DiMPnet of a training checkpoint from its constructor and loads its weights (strictly:
     every weight of the student must be there). The checkpoint is read without running pickled code, and the
-    constructor rebuilt from the ltr.models allow-list (:mod:`pytracking_plugins.network_files`)."""
-    from pytracking_plugins.network_files import rebuild_constructor, unpickle_network_file
+    constructor rebuilt from the ltr.models allow-list (:mod:`ltr_plugins.network_files`)."""
     state = unpickle_network_file(checkpoint_path)
     net_type = state.get('net_type') if isinstance(state, dict) else None
     if net_type != TRAINING_NET_TYPE:
@@ -76,23 +57,9 @@ def student_from_checkpoint(checkpoint_path: str) -> nn.Module:
     return student
 
 
-def export_student(checkpoint: str, output: Optional[str] = None) -> str:
-    """Writes the student of ``checkpoint`` (see :func:`resolve_checkpoint`) as a tracking network; returns its
-    path."""
+def export_student(checkpoint: str, output: str) -> str:
+    """Writes the student of ``checkpoint`` (see :func:`resolve_checkpoint`) as the tracking network ``output``;
+    returns its path."""
     checkpoint_path = resolve_checkpoint(checkpoint)
     student = student_from_checkpoint(checkpoint_path)
-    return save_tracking_network(student, output or default_output_path(), net_info=student.info)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('checkpoint', help='training checkpoint file, folder, or train setting "module/name"')
-    parser.add_argument('--output', '-o', default=None,
-                        help='output file (default: {} in pytracking\'s network folder)'.format(DEFAULT_NAME))
-    args = parser.parse_args(argv)
-    print('Wrote {}'.format(export_student(args.checkpoint, args.output)))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
+    return save_tracking_network(student, output, net_info=student.info)

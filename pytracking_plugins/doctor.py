@@ -247,7 +247,7 @@ def check_local_settings(report: Report, checkout: Optional[str]) -> List[str]:
         (('network_path', 'tracking networks'), ('results_path', 'tracking results'),
          ('result_plot_path', 'reports and plots'), ('latot_path', 'the latot datasets')))
     if pytracking_env is not None:
-        from pytracking_plugins.network_files import network_folders
+        from pytracking_plugins.network_folders import network_folders
         folders[:0] = network_folders()
     return [folder for folder in folders if folder]
 

@@ -110,7 +110,7 @@ class SyntheticLaTOT:
     num_train_sequences = 4
 
     def __init__(self, root: str):
-        from pytracking_plugins import latot_data, synthetic
+        from ltr_plugins import latot_data, synthetic
         self.root = root
         test_names = latot_data.split_sequence_names('test')
         self.tracked_sequence = test_names[0]
@@ -120,7 +120,7 @@ class SyntheticLaTOT:
         synthetic.write_dataset(root, names=self.train_sequences, num_frames=self.train_frames, seed=3)
 
     def first_box(self, name: str):
-        from pytracking_plugins import latot_data
+        from ltr_plugins import latot_data
         return latot_data.read_sequence_annotation(self.root, name)[0]
 
 

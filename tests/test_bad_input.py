@@ -21,14 +21,14 @@ def _sequence(root: str, name: str, frame_names, boxes_text: str) -> str:
 
 
 def _first_test_name() -> str:
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     return latot_data.split_sequence_names('test')[0]
 
 
 # ---------------------------------------------------------------------------------------------- annotations
 @pytest.mark.parametrize('line', ['1,,2,3,4', ',1,2,3,4', '1, ,2,3,4'])
 def test_an_empty_field_is_not_read_as_a_box(line, tmp_path):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     path = str(tmp_path / 'seq.txt')
     with pytest.raises(latot_data.LaTOTFormatError) as error:
         latot_data.parse_boxes('1,2,3,4\n{}\n5,6,7,8\n'.format(line), path)
@@ -36,14 +36,14 @@ def test_an_empty_field_is_not_read_as_a_box(line, tmp_path):
 
 
 def test_separators_and_a_trailing_comma_still_read():
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     boxes = latot_data.parse_boxes('1,2,3,4,\n5 6\t7,8\n\n9.5,10,11,12\n', 'seq.txt')
     np.testing.assert_array_equal(boxes, [[1, 2, 3, 4], [5, 6, 7, 8], [9.5, 10, 11, 12]])
 
 
 def test_a_gap_in_frame_numbers_is_an_error_even_with_as_many_boxes_as_files(tmp_path):
     from ltr_plugins.dataset import LaTOT
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
     root, name = str(tmp_path), _first_test_name()
     _sequence(root, name, ['000001.jpg', '000002.jpg', '000004.jpg'], '1,1,5,5\n2,2,5,5\n3,3,5,5\n')
@@ -56,7 +56,7 @@ def test_a_gap_in_frame_numbers_is_an_error_even_with_as_many_boxes_as_files(tmp
 
 
 def test_consecutive_frames_in_natural_order_list(tmp_path):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     root, name = str(tmp_path), _first_test_name()
     _sequence(root, name, ['frame{}.jpg'.format(i) for i in (9, 10, 11)], '')
     assert [os.path.basename(p) for p in latot_data.list_frames(root, name)] == ['frame9.jpg', 'frame10.jpg',
@@ -66,7 +66,7 @@ def test_consecutive_frames_in_natural_order_list(tmp_path):
 @pytest.mark.parametrize('first_box', ['187.92,210.26,0,4.41', '0,0,0,0', 'nan,nan,nan,nan', '10,10,-3,4',
                                        '10,10,5,nan'])
 def test_a_first_frame_box_that_cannot_start_a_tracker_names_file_and_line(first_box, tmp_path):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
     root, name = str(tmp_path), _first_test_name()
     path = _sequence(root, name, ['0001.jpg', '0002.jpg'], '\n{}\n10,10,5,5\n'.format(first_box))
@@ -86,7 +86,7 @@ def test_an_absent_target_after_the_first_frame_is_fine(tmp_path):
 
 
 def test_run_tracker_refuses_a_bad_first_box_before_tracking(synthetic_latot, tmp_path, workspace):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     root, name = str(tmp_path / 'latot'), _first_test_name()
     os.makedirs(root)
     for other in latot_data.split_sequence_names('test')[1:]:   # the rest of the split, as generated
@@ -152,7 +152,7 @@ def test_run_training_mkdnet_with_the_default_local_py_names_lasot_dir(workspace
 
 # -------------------------------------------------------------------------------------- failed tracking runs
 def test_run_tracker_summarises_one_repeated_failure_once_and_fails(synthetic_latot, workspace):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     count = len(latot_data.split_sequence_names('test'))
     result = run_script('pytracking/run_tracker.py', ['mkdnet', 'mkdnet', '--dataset_name', 'latot_test'],
                         pytracking=pytracking_settings(workspace, latot_path=synthetic_latot.root), check=False)

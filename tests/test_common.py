@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from pytracking_plugins.common.atomic_files import atomic_path, is_temporary, write_text
-from pytracking_plugins.common.boxes import box_present
-from pytracking_plugins.common.text_table import format_table
+from ltr_plugins.common.atomic_files import atomic_path, is_temporary, write_text
+from ltr_plugins.common.boxes import box_present
+from pytracking_plugins.analysis.text_table import format_table
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, pytracking_settings
-from pytracking_plugins import latot_attributes, latot_data, synthetic
+from ltr_plugins import latot_attributes, latot_data, synthetic
 from pytracking_plugins.analysis import cache as C
 from pytracking_plugins.analysis import latot, report
 from pytracking_plugins.analysis.results import ResultsError, ResultSource

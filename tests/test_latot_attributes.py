@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from pytracking_plugins import latot_attributes as A
-from pytracking_plugins.common.boxes import box_present
+from ltr_plugins import latot_attributes as A
+from ltr_plugins.common.boxes import box_present
 
 IMAGE = (100, 80)
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import pytracking_settings
-from pytracking_plugins import latot_attributes, latot_data
+from ltr_plugins import latot_attributes, latot_data
 from pytracking_plugins.evaluation.latotdataset import LaTOTDataset
 
 TEST_NAMES = latot_data.split_sequence_names('test')

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import pytracking_settings
-from pytracking_plugins import latot_data
+from ltr_plugins import latot_data
 from pytracking_plugins.analysis import stats
 
 TEST_NAMES = latot_data.split_sequence_names('test')

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import pytracking_settings
-from pytracking_plugins import latot_data, synthetic
+from ltr_plugins import latot_data, synthetic
 from pytracking_plugins.analysis import latot, metrics, uncertainty
 from pytracking_plugins.analysis.protocol import Protocol
 from pytracking_plugins.analysis.results import ResultsError
-from pytracking_plugins.common.boxes import box_present
+from ltr_plugins.common.boxes import box_present
 from pytracking_plugins.environment import pytracking_local_module
 
 SQUARE = [10.0, 10.0, 10.0, 10.0]   # centre (15, 15)

@@ -246,7 +246,7 @@ def _track(tracker_class, synthetic_latot, **overrides):
     tracker."""
     import cv2
     from pytracking.parameter.mkdnet import mkdnet
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     params = mkdnet.parameters(use_gpu=False)
     for key, value in overrides.items():
         setattr(params, key, value)
@@ -318,7 +318,7 @@ def test_use_gpu_follows_the_machine_unless_set(parameter_name, monkeypatch):
 
 
 def test_network_wrapper_without_cuda_keeps_the_network_on_the_cpu(pytracking_env, monkeypatch, capsys):
-    from pytracking_plugins import release_checkpoint
+    from ltr_plugins import release_checkpoint
     from pytracking_plugins.features.net_wrappers import MKDNetNetwork
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
@@ -365,7 +365,7 @@ def test_network_file_found_in_any_of_several_network_folders(workspace, use_pyt
 @pytest.mark.parametrize('content', ['fork-checkpoint', 'bare-state-dict'])
 def test_student_network_file_of_the_wrong_kind_points_to_mkdnet_release(content, fork, pytracking_env):
     from pytracking.parameter.mkdnet import mkdnet
-    from pytracking_plugins.release_checkpoint import CheckpointError
+    from ltr_plugins.release_checkpoint import CheckpointError
     path = os.path.join(pytracking_env['network_path'], 'mkdnet.pth.tar')
     state = TinyStudent().state_dict()
     fork.save(ltr_checkpoint(state) if content == 'fork-checkpoint' else lambda _: state, path)
@@ -382,7 +382,7 @@ def test_student_network_file_of_the_wrong_kind_points_to_mkdnet_release(content
 @pytest.mark.parametrize('legacy', [True, False], ids=['pytorch-1.4-format', 'zip-format'])
 @pytest.mark.parametrize('container', ['ltr-checkpoint', 'net', 'state_dict', 'plain'])
 def test_release_loader_reads_every_container_without_importing_the_fork(container, legacy, fork, tmp_path):
-    from pytracking_plugins.release_checkpoint import load_release_student
+    from ltr_plugins.release_checkpoint import load_release_student
     torch.manual_seed(0)
     source = TinyStudent()
     state = collections.OrderedDict(source.state_dict())
@@ -403,7 +403,7 @@ def test_release_loader_reads_every_container_without_importing_the_fork(contain
 
 
 def test_unresolved_classes_are_inert_data(fork, tmp_path):
-    from pytracking_plugins.release_checkpoint import UnresolvedGlobal, read_checkpoint
+    from ltr_plugins.release_checkpoint import UnresolvedGlobal, read_checkpoint
     path = fork.save(ltr_checkpoint({'w': torch.ones(2)}), str(tmp_path / 'c.pth.tar'))
     checkpoint = read_checkpoint(path)
     constructor = checkpoint['constructor']
@@ -415,7 +415,7 @@ def test_unresolved_classes_are_inert_data(fork, tmp_path):
 
 
 def test_release_loader_resolves_no_global_that_weights_only_would_refuse():
-    from pytracking_plugins.release_checkpoint import _allowed_globals
+    from ltr_plugins.release_checkpoint import _allowed_globals
     weights_only = pytest.importorskip('torch._weights_only_unpickler')
     if not hasattr(weights_only, '_get_allowed_globals'):
         pytest.skip("this torch has no torch._weights_only_unpickler._get_allowed_globals")
@@ -424,7 +424,7 @@ def test_release_loader_resolves_no_global_that_weights_only_would_refuse():
 
 
 def _tiny_error(tmp_path, state_or_object) -> str:
-    from pytracking_plugins.release_checkpoint import CheckpointError, load_release_student
+    from ltr_plugins.release_checkpoint import CheckpointError, load_release_student
     path = str(tmp_path / 'bad.pth.tar')
     torch.save(state_or_object, path)
     with pytest.raises(CheckpointError) as error:
@@ -463,7 +463,7 @@ def test_release_loader_explains_files_without_a_state_dict(content, expected, t
 
 
 def test_release_loader_rejects_a_file_that_is_no_checkpoint(tmp_path):
-    from pytracking_plugins.release_checkpoint import CheckpointError, read_checkpoint
+    from ltr_plugins.release_checkpoint import CheckpointError, read_checkpoint
     path = tmp_path / 'notes.pth.tar'
     path.write_text('not a checkpoint')
     with pytest.raises(CheckpointError, match='cannot read .*notes.pth.tar as a torch checkpoint'):
@@ -486,7 +486,7 @@ def test_release_file_loads_the_student_alone_into_stock_super_dimp(release_file
 
 
 def test_release_file_with_a_missing_student_key_is_a_clear_error(student, fork, tmp_path):
-    from pytracking_plugins.release_checkpoint import CheckpointError, load_release_student
+    from ltr_plugins.release_checkpoint import CheckpointError, load_release_student
     state = collections.OrderedDict((k, v) for k, v in student.items() if not k.startswith('bb_regressor.fc3_rt.'))
     state.update(teacher_and_discriminators(student))
     path = fork.save(ltr_checkpoint(state), str(tmp_path / 'mkdnet_release.pth.tar'))
@@ -500,7 +500,7 @@ def test_release_file_with_a_missing_student_key_is_a_clear_error(student, fork,
 
 
 def test_super_dimp_backbone_alone_is_a_clear_error(student, tmp_path):
-    from pytracking_plugins.release_checkpoint import CheckpointError, load_release_student
+    from ltr_plugins.release_checkpoint import CheckpointError, load_release_student
     path = str(tmp_path / 'resnet50.pth')
     torch.save({k.split('.', 1)[1]: v for k, v in student.items() if k.startswith('feature_extractor.')}, path)
     with pytest.raises(CheckpointError) as error:
@@ -561,7 +561,7 @@ VIDEO_FRAMES = 4
 
 @pytest.mark.parametrize('script', ['run_video', 'run_webcam'])
 def test_run_video_and_run_webcam(script, synthetic_latot, workspace, tmp_path):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     write_student_network(os.path.join(workspace, 'networks', 'mkdnet.pth.tar'))
     sequence = synthetic_latot.tracked_sequence
     frames = latot_data.list_frames(synthetic_latot.root, sequence)[:VIDEO_FRAMES]
@@ -590,7 +590,7 @@ def test_run_video_and_run_webcam(script, synthetic_latot, workspace, tmp_path):
 
 
 def test_run_experiment_with_mkdnet(synthetic_latot, workspace, tmp_path):
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     write_student_network(os.path.join(workspace, 'networks', 'mkdnet.pth.tar'))
     sequence = latot_data.split_sequence_names('test')[1]   # a two-frame sequence
     experiments = tmp_path / 'experiments'

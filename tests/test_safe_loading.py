@@ -105,7 +105,7 @@ def _tiny_weights():
 @pytest.mark.parametrize('case', PAYLOADS)
 def test_pytracking_load_network_refuses_a_planted_payload(case, marker, untrusted, tmp_path, capsys):
     from ltr.admin import loading
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     path = _payload_files(tmp_path, marker, _tiny_weights())[case]
     with pytest.raises(NetworkFileError) as error:
         loading.load_network(path)
@@ -120,7 +120,7 @@ def test_pytracking_load_network_refuses_a_planted_payload(case, marker, untrust
 def test_stock_dimp_parameters_refuse_a_planted_payload(case, marker, untrusted, tmp_path, use_pytracking_settings):
     """A stock tracker (dimp super_dimp) through pytracking's NetWithBackbone, with the network in the folder."""
     from pytracking.parameter.dimp import super_dimp
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     folder = tmp_path / 'networks'
     folder.mkdir()
     path = _payload_files(folder, marker, _tiny_weights())[case]
@@ -135,7 +135,7 @@ def test_stock_dimp_parameters_refuse_a_planted_payload(case, marker, untrusted,
 @pytest.mark.parametrize('case', PAYLOADS)
 def test_mkdnet_tracker_refuses_a_planted_payload(case, marker, untrusted, tmp_path, use_pytracking_settings):
     from pytracking.parameter.mkdnet import mkdnet
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     folder = tmp_path / 'networks'
     folder.mkdir()
     path = _payload_files(folder, marker, _tiny_weights())[case]
@@ -151,7 +151,7 @@ def test_mkdnet_tracker_refuses_a_planted_payload(case, marker, untrusted, tmp_p
 def test_teacher_and_load_weights_refuse_a_planted_payload(case, marker, untrusted, tmp_path):
     from ltr.admin import loading
     from ltr_plugins.models.teacher_student import load_super_dimp
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     path = _payload_files(tmp_path, marker, _tiny_weights())[case]
     with pytest.raises(NetworkFileError, match=REFUSAL[case]):
         load_super_dimp(path, feature_sz=22)
@@ -163,7 +163,7 @@ def test_teacher_and_load_weights_refuse_a_planted_payload(case, marker, untrust
 @pytest.mark.parametrize('student_constructor', ['os-system', 'payload-object'])
 def test_export_refuses_a_training_checkpoint_with_a_payload(student_constructor, marker, untrusted, tmp_path):
     from ltr_plugins.export_mkdnet import export_student
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     constructor = (net_constructor('system', 'os', ['touch {}'.format(marker)]) if student_constructor == 'os-system'
                    else CreatesFile(marker))
     path = str(tmp_path / 'MKDNetStudent_ep0001.pth.tar')
@@ -220,7 +220,7 @@ def test_trusted_loading_is_an_explicit_opt_in(marker, tmp_path, monkeypatch, ca
     """A file whose constructor comes from a module outside ltr.models is refused, and loads with pickle when the
     user sets PYTRACKING_TRUST_NETWORK_FILES=1."""
     from ltr.admin import loading
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     module = types.ModuleType('trusted_network_module')
 
     def tiny_net():
@@ -266,7 +266,7 @@ BAD_FILES = {
     'random-bytes': 'is not a torch network file (UnpicklingError: invalid load key',
     'torch-save-none': "holds None, not a network: a pytracking network file is a dict with the network's weights",
     'training-checkpoint': 'is an MKDNet training checkpoint (student and discriminators), not a tracking network: '
-                           'export its student with `python -m ltr_plugins.export_mkdnet ',
+                           'export its student with `mkdnet-export ',
     'bare-state-dict': 'is a bare state dict without a network constructor',
 }
 
@@ -275,7 +275,7 @@ BAD_FILES = {
 def test_unreadable_network_file_is_one_line_naming_it(kind, untrusted, tmp_path, use_pytracking_settings):
     from ltr.admin import loading
     from pytracking.parameter.mkdnet import mkdnet
-    from pytracking_plugins.network_files import NetworkFileError
+    from ltr_plugins.network_files import NetworkFileError
     path = str(tmp_path / 'network.pth.tar')
     _write_bad_file(kind, path)
     with pytest.raises(NetworkFileError) as error:
@@ -296,7 +296,7 @@ def test_unreadable_network_file_is_one_line_naming_it(kind, untrusted, tmp_path
 def test_legacy_dlframework_constructor_is_rebuilt_under_its_ltr_name(untrusted, tmp_path, monkeypatch):
     """Networks saved before ltr's refactoring name the constructor class and module under 'dlframework.'."""
     from ltr.admin.model_constructor import NetConstructor
-    from pytracking_plugins.network_files import read_network_file
+    from ltr_plugins.network_files import read_network_file
     legacy = types.ModuleType('dlframework.common.utils.model_constructor')
 
     class LegacyConstructor:

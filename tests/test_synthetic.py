@@ -1,4 +1,4 @@
-"""Tests for pytracking_plugins.synthetic: LaTOT-layout synthetic sequences."""
+"""Tests for ltr_plugins.synthetic: LaTOT-layout synthetic sequences."""
 import hashlib
 import os
 import re
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytracking_plugins import synthetic as S
+from ltr_plugins import synthetic as S
 
 REPO = Path(__file__).resolve().parents[1]
 LINE = re.compile(r'^\d+\.\d{2},\d+\.\d{2},\d+\.\d{2},\d+\.\d{2}$')
@@ -309,7 +309,7 @@ def test_bad_specs():
 
 def _run(*args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
-    return subprocess.run([sys.executable, '-m', 'pytracking_plugins.synthetic', *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, '-m', 'ltr_plugins.synthetic', *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -7,7 +7,7 @@ from ltr.admin.environment import env_settings
 from ltr.data.image_loader import jpeg4py_loader
 from ltr.dataset.base_video_dataset import BaseVideoDataset
 
-from pytracking_plugins import latot_data
+from ltr_plugins import latot_data
 
 
 class LaTOT(BaseVideoDataset):

@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 import torch
 from ltr.models.tracking import dimpnet
 
-from pytracking_plugins.common.atomic_files import atomic_path
+from ltr_plugins.common.atomic_files import atomic_path
 
 # ltr/train_settings/dimp/super_dimp.py's data settings that the network's construction depends on.
 SEARCH_AREA_FACTOR = 6.0

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from ltr_plugins.models.super_dimp import build_super_dimp
+from ltr_plugins.network_files import read_network_weights
 
 ROI_BRANCHES = ('layer2', 'layer3')
 # The AtomIoUNet pooling module of each branch ("3"/"4" are ATOM's names for backbone blocks layer2/layer3).
@@ -156,12 +157,10 @@ class MKDNetStudent(nn.Module):
 
 
 def super_dimp_search_dirs(settings) -> List[str]:
-    """Where ``super_dimp.pth.tar`` is looked for: the ltr environment's ``pretrained_networks``, then pytracking's
-    network folder(s) (:func:`pytracking_plugins.network_files.network_folders`)."""
-    from pytracking_plugins.network_files import network_folders
+    """Where ``super_dimp.pth.tar`` is looked for: the ltr environment's ``pretrained_networks`` (ltr/admin/local.py;
+    the plugin's template points it at the folder where pytracking finds its networks too)."""
     pretrained = getattr(settings.env, 'pretrained_networks', '')
-    dirs = [os.path.abspath(os.path.expanduser(pretrained))] if pretrained else []
-    return dirs + [d for d in network_folders() if d not in dirs]
+    return [os.path.abspath(os.path.expanduser(pretrained))] if pretrained else []
 
 
 def find_super_dimp_checkpoint(settings) -> str:
@@ -193,8 +192,7 @@ def find_super_dimp_checkpoint(settings) -> str:
 def load_super_dimp(path: str, feature_sz: int) -> nn.Module:
     """Super-DiMP built exactly as ltr/train_settings/dimp/super_dimp.py builds it, with the weights of ``path``
     (strictly: a file that is not a Super-DiMP network is an error naming it). Read without running pickled code
-    (:func:`pytracking_plugins.network_files.read_network_weights`)."""
-    from pytracking_plugins.network_files import read_network_weights
+    (:func:`ltr_plugins.network_files.read_network_weights`)."""
     net = build_super_dimp(backbone_pretrained=False, feature_sz=feature_sz)
     try:
         net.load_state_dict(read_network_weights(path))

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from pytracking_plugins.analysis import metrics
-from pytracking_plugins.common.atomic_files import atomic_path
+from ltr_plugins.common.atomic_files import atomic_path
 
 CACHE_FILE_NAME = 'latot_eval_data.npz'
 CACHE_FORMAT = 3            # 1 was a pickle, which is never read any more; 2 had no repair counts

@@ -9,7 +9,7 @@
 """
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
-from pytracking_plugins import latot_attributes
+from ltr_plugins import latot_attributes
 
 
 class AttributeInfo(NamedTuple):
@@ -29,7 +29,7 @@ class DatasetView(NamedTuple):
 
 def latot_absent_flags(dataset, sequences) -> Dict[str, Any]:
     """The absent flags of a LaTOTDataset's sequences (None: the sequence has no flag file)."""
-    from pytracking_plugins import latot_data
+    from ltr_plugins import latot_data
     return {s.name: latot_data.read_absent_flags(dataset.base_path, s.name, len(s.ground_truth_rect))
             for s in sequences}
 

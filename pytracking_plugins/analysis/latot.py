@@ -37,7 +37,7 @@ both, writes one JSON with both (``{"protocols": {"paper": ..., "toolkit": ...}}
 comparison (:mod:`.uncertainty`).
 
 Metric definitions and frame rules: :mod:`pytracking_plugins.analysis.metrics`. Result folders:
-:mod:`pytracking_plugins.analysis.results`. Attributes: :mod:`pytracking_plugins.latot_attributes`. Dataset
+:mod:`pytracking_plugins.analysis.results`. Attributes: :mod:`ltr_plugins.latot_attributes`. Dataset
 statistics (Table I, tiny criterion): :mod:`pytracking_plugins.analysis.stats`.
 
 pytracking's own tools (``print_results``, ``plot_results``, ``print_results_per_attribute``,
@@ -52,7 +52,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from pytracking_plugins import latot_attributes, latot_data
+from ltr_plugins import latot_attributes, latot_data
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves

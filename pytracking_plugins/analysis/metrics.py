@@ -57,7 +57,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from pytracking_plugins.common.boxes import box_present
+from ltr_plugins.common.boxes import box_present
 
 PR_THRESHOLD = 5.0
 # Exact decimal thresholds (k / 100 rather than an accumulated arange step).

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.evaluation import Evaluation
-from pytracking_plugins.common.atomic_files import atomic_path
+from ltr_plugins.common.atomic_files import atomic_path
 
 # 12 well separated colours x 3 line styles: 36 trackers before a style repeats (the paper compares 24).
 _COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#9a6324', '#000000',

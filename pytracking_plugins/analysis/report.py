@@ -11,8 +11,8 @@ from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import dataset_title
 from pytracking_plugins.analysis.protocol import Protocol
-from pytracking_plugins.common.atomic_files import write_text
-from pytracking_plugins.common.text_table import format_table
+from ltr_plugins.common.atomic_files import write_text
+from pytracking_plugins.analysis.text_table import format_table
 
 REPORT_FILE = 'report.md'
 PER_SEQUENCE_FILE = 'per_sequence.csv'

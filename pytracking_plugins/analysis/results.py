@@ -16,8 +16,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from pytracking_plugins import latot_data
-from pytracking_plugins.common.boxes import box_present
+from ltr_plugins import latot_data
+from ltr_plugins.common.boxes import box_present
 
 
 class ResultsError(ValueError):

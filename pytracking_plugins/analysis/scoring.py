@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from pytracking_plugins import latot_attributes
+from ltr_plugins import latot_attributes
 from pytracking_plugins.analysis import metrics
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.datasets import attribute_infos_from_flags, load_dataset_view

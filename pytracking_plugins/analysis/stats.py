@@ -27,10 +27,10 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from pytracking_plugins import latot_data
-from pytracking_plugins.common.atomic_files import write_text
-from pytracking_plugins.common.boxes import box_present
-from pytracking_plugins.common.text_table import format_table
+from ltr_plugins import latot_data
+from ltr_plugins.common.atomic_files import write_text
+from ltr_plugins.common.boxes import box_present
+from pytracking_plugins.analysis.text_table import format_table
 
 TINY_ABSOLUTE_SIZE = 22.0       # px: "average absolute size below 22x22"
 TINY_RELATIVE_SIZE = 0.01       # "average relative size below 1%"

@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pytracking_plugins.common.atomic_files import atomic_path
+from ltr_plugins.common.atomic_files import atomic_path
 
 GIF_NAME = 'tracking.gif'
 STRIP_NAME = 'tracking_strip.png'

@@ -4,7 +4,7 @@
 
 Steps (each reused on the next run when nothing it depends on changed):
 
-1. synthetic train and test sequences in the LaTOT layout (``pytracking_plugins.synthetic``);
+1. synthetic train and test sequences in the LaTOT layout (``ltr_plugins.synthetic``);
 2. the teacher, MKDNet and the baseline, each through pytracking's ``run_training`` with the train settings
    ``mkdnet/demo_teacher``, ``demo_mkdnet``, ``demo_baseline``, then exported as tracking networks;
 3. tracking of the test split with pytracking's ``Tracker`` / ``run_dataset`` (what ``run_tracker.py`` runs) and the
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence
 
-from pytracking_plugins.common.atomic_files import write_text
+from ltr_plugins.common.atomic_files import write_text
 from pytracking_plugins.demo import presets
 from pytracking_plugins.demo.presets import Preset
 
@@ -154,7 +154,7 @@ def point_pytracking_at(paths: Paths) -> None:
 
 
 def write_sequences(root: str, split: str, count: int, frames: int, preset: Preset, seed: int) -> None:
-    from pytracking_plugins import latot_data, synthetic
+    from ltr_plugins import latot_data, synthetic
     names = latot_data.split_sequence_names(split)[:count]
     synthetic.write_dataset(root, names=names, num_frames=frames, image_size=presets.image_size(preset), seed=seed,
                             overwrite=True, jobs=2)

@@ -13,7 +13,7 @@ from pytracking.parameter.dimp import super_dimp
 from pytracking.utils import TrackerParams
 
 from pytracking_plugins.features.net_wrappers import MKDNetNetwork, default_use_gpu
-from pytracking_plugins.network_files import network_folders
+from pytracking_plugins.network_folders import network_folders
 
 INFO_FILE = 'demo.json'
 

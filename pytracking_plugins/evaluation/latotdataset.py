@@ -13,8 +13,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from pytracking.evaluation.data import BaseDataset, Sequence, SequenceList
 
-from pytracking_plugins import latot_attributes, latot_data
-from pytracking_plugins.common.boxes import box_present
+from ltr_plugins import latot_attributes, latot_data
+from ltr_plugins.common.boxes import box_present
 
 _ROOT_SETTING = 'settings.latot_path in pytracking/evaluation/local.py'
 _DATASET_NAMES = {'all': 'latot', 'test': 'latot_test', 'train': 'latot_train'}
@@ -47,7 +47,7 @@ class LaTOTDataset(BaseDataset):
     in ``<root>/absent/<seq>.txt`` or ``<root>/<seq>/absent.txt`` (:func:`latot_data.read_absent_flags`) are not
     visible either.
 
-    Attributes (:mod:`pytracking_plugins.latot_attributes`): flags from ``<seq>/attributes.txt``, else from
+    Attributes (:mod:`ltr_plugins.latot_attributes`): flags from ``<seq>/attributes.txt``, else from
     ``<root>/attributes.csv``, else SV / FM / OV derived from the boxes and the image size. An attribute is available
     when every sequence of the dataset has a known flag for it; :meth:`get_attribute_names` lists the available
     attributes that at least one sequence has (an empty attribute would give pytracking's tools an empty dataset).

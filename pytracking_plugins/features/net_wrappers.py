@@ -3,13 +3,13 @@
 :class:`MKDNetNetwork` is pytracking's ``NetWithBackbone`` (same preprocessing, same lazy loading on the tracker's
 ``initialize_features``), with these differences:
 
-- the file is looked up like ``NetWrapper`` does (:func:`pytracking_plugins.network_files.find_network_file`), and a
+- the file is looked up like ``NetWrapper`` does (:func:`pytracking_plugins.network_folders.find_network_file`), and a
   missing file is an error that names the file, every folder searched and how to get it, instead of ltr's 'No
   matching checkpoint file found';
 - ``checkpoint_format='network'`` reads a pytracking network file (state dict + constructor, what MKDNet's training
   exports) through pytracking's own ``load_network`` (which reads it without running pickled code:
-  :mod:`pytracking_plugins.network_files`); ``'release'`` reads the authors' released file with
-  :func:`pytracking_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
+  :mod:`ltr_plugins.network_files`); ``'release'`` reads the authors' released file with
+  :func:`ltr_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
   network, without running the file's constructor;
 - the network's parameters are frozen (``requires_grad=False``): tracking never trains them.
 """
@@ -19,14 +19,14 @@ from typing import Optional
 import torch
 from pytracking.features.net_wrappers import NetWithBackbone
 
-from pytracking_plugins.network_files import find_network_file
+from pytracking_plugins.network_folders import find_network_file
 
 CHECKPOINT_FORMATS = ('network', 'release')
 
 # How to obtain each kind of network file, for the error a missing one raises.
 HOW_TO_GET = {
     'network': ('Train MKDNet with `python run_training.py mkdnet mkdnet` (in ltr/), then export its student with '
-                '`python -m ltr_plugins.export_mkdnet mkdnet/mkdnet`, which writes mkdnet.pth.tar into the network '
+                '`mkdnet-export mkdnet/mkdnet`, which writes mkdnet.pth.tar into the network '
                 'folder; or track with the authors\' released model: `python run_tracker.py mkdnet mkdnet_release`.'),
     'release': ('Download the MKDNet model file released by the paper\'s authors '
                 '(https://github.com/mmic-lcl/Datasets-and-benchmark-code) and save it in the network folder under '
@@ -70,11 +70,11 @@ class MKDNetNetwork(NetWithBackbone):
     def load_network(self):
         path = find_network_file(self.net_path, HOW_TO_GET[self.checkpoint_format])
         if self.checkpoint_format == 'release':
-            from pytracking_plugins.release_checkpoint import load_release_student
+            from ltr_plugins.release_checkpoint import load_release_student
             self.net = load_release_student(path)
         else:
             from pytracking.utils.loading import load_network
-            from pytracking_plugins.network_files import NetworkFileError
+            from ltr_plugins.network_files import NetworkFileError
             try:
                 self.net = load_network(path, **self.net_kwargs)
             except NetworkFileError as error:

@@ -3,7 +3,7 @@ class EnvironmentSettings:
     def __init__(self):
         self.workspace_dir = '@WORKSPACE@'    # Base directory for saving network checkpoints.
         self.tensorboard_dir = self.workspace_dir + '/tensorboard/'    # Directory for tensorboard files.
-        self.pretrained_networks = self.workspace_dir + '/pretrained_networks/'    # super_dimp.pth.tar goes here.
+        self.pretrained_networks = '@WORKSPACE@/networks/'    # super_dimp.pth.tar (MKDNet's teacher); pytracking's network folder too.
         self.pregenerated_masks = ''
         self.lasot_dir = ''
         self.got10k_dir = ''

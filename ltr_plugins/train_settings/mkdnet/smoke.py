@@ -3,7 +3,7 @@
 
 Teacher and student are randomly initialised (the log says so); crops are 128 px instead of 352 and the batch is 2
 per process (the smallest the IoU-net's BatchNorm allows; under torchrun the global batch is 2 x the processes).
-The sequences are written with pytracking_plugins.synthetic into <workspace_dir>/smoke/latot the first time.
+The sequences are written with ltr_plugins.synthetic into <workspace_dir>/smoke/latot the first time.
 
 An epoch is two training iterations and one validation iteration. The first run trains epochs 1-2; every further
 run resumes from the latest checkpoint of this setting and trains one epoch more.
@@ -51,7 +51,7 @@ def latest_checkpoint_epoch(settings) -> int:
 def write_synthetic_sequences(root: str) -> None:
     """Writes the smoke sequences (named from the LaTOT train split, so ltr's LaTOT dataset reads them) unless a
     previous run did."""
-    from pytracking_plugins import latot_data, synthetic
+    from ltr_plugins import latot_data, synthetic
     names = latot_data.split_sequence_names('train')[:NUM_SEQUENCES]
     if all(os.path.isfile(os.path.join(root, name, name + '.txt')) for name in names):
         return

@@ -2,7 +2,7 @@
 
 The parameters are Super-DiMP's own (``pytracking/parameter/dimp/super_dimp.py``, read at call time, so the two
 cannot drift apart); only the network and ``use_gpu`` differ. ``mkdnet.pth.tar`` is the student network of MKDNet's
-training (``python run_training.py mkdnet mkdnet``, then ``python -m ltr_plugins.export_mkdnet mkdnet/mkdnet``),
+training (``python run_training.py mkdnet mkdnet``, then ``mkdnet-export mkdnet/mkdnet``),
 looked up in the network folder (``settings.network_path`` in ``pytracking/evaluation/local.py``).
 
 To change something, write your own parameter file on top of this one, e.g. on a GPU machine, to track on the CPU::

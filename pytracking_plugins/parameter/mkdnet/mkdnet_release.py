@@ -2,7 +2,7 @@
 
 The released file holds teacher, student and two discriminators in one state dict saved from a forked
 ``dimpnet50``; the student is loaded into a stock Super-DiMP network without running the fork's constructor
-(:mod:`pytracking_plugins.release_checkpoint`). Save the file in the network folder as ``mkdnet_release.pth.tar``
+(:mod:`ltr_plugins.release_checkpoint`). Save the file in the network folder as ``mkdnet_release.pth.tar``
 (or pass ``net_path``).
 
 The authors tracked with more steepest-descent iterations for the target model than Super-DiMP (``net_opt_iter``

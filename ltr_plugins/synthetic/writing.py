@@ -12,13 +12,13 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Uni
 import cv2
 import numpy as np
 
-from pytracking_plugins import latot_data
-from pytracking_plugins.common.atomic_files import is_temporary, write_bytes
-from pytracking_plugins.latot_attributes import ATTRIBUTES
-from pytracking_plugins.synthetic import streams
-from pytracking_plugins.synthetic.plan import plan_sequence
-from pytracking_plugins.synthetic.render import render_frames
-from pytracking_plugins.synthetic.spec import (DEFAULT_IMAGE_SIZE, DEFAULT_TARGET_SIZE, FloatRange, SequenceSpec,
+from ltr_plugins import latot_data
+from ltr_plugins.common.atomic_files import is_temporary, write_bytes
+from ltr_plugins.latot_attributes import ATTRIBUTES
+from ltr_plugins.synthetic import streams
+from ltr_plugins.synthetic.plan import plan_sequence
+from ltr_plugins.synthetic.render import render_frames
+from ltr_plugins.synthetic.spec import (DEFAULT_IMAGE_SIZE, DEFAULT_TARGET_SIZE, FloatRange, SequenceSpec,
                                                Size, check_name, check_seed, frames_range, random_spec)
 
 DEFAULT_JPEG_QUALITY = 90

@@ -1,4 +1,4 @@
-"""Attributes measured on generated boxes, with LaTOT's definitions (:mod:`pytracking_plugins.latot_attributes`).
+"""Attributes measured on generated boxes, with LaTOT's definitions (:mod:`ltr_plugins.latot_attributes`).
 
 SV, FM and OV are those definitions, applied to the generator's unclipped boxes where it has them (clipping at the
 border would otherwise look like a scale change); PO and FO come from the occluder's coverage, which only the
@@ -8,9 +8,9 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from pytracking_plugins import latot_attributes
-from pytracking_plugins.common.boxes import box_present
-from pytracking_plugins.synthetic.spec import Size
+from ltr_plugins import latot_attributes
+from ltr_plugins.common.boxes import box_present
+from ltr_plugins.synthetic.spec import Size
 
 #: Attributes measured on the generated boxes (the others are taken from the spec).
 BOX_ATTRIBUTES: Tuple[str, ...] = latot_attributes.DERIVABLE + ('PO', 'FO')

@@ -26,7 +26,7 @@ inert :class:`UnresolvedGlobal`, without importing its module or calling it. Lik
 runs code from the file; unlike it, a checkpoint that also holds objects of unknown classes still yields its
 tensors. It reads every format ``torch.save`` has written (zip, and the legacy format of PyTorch < 1.6 that the
 authors' PyTorch 1.4 wrote). The same unpickler, refusing every global outside ltr's own records instead of
-standing it in, reads every other network file (:mod:`pytracking_plugins.network_files`).
+standing it in, reads every other network file (:mod:`ltr_plugins.network_files`).
 
 Also accepted: a plain state dict, and a dict holding one under ``'net'`` (ltr / pytracking checkpoints) or
 ``'state_dict'``. A file that does not fit raises :class:`CheckpointError` naming the file, the missing and
@@ -42,6 +42,8 @@ import types
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
+
+from ltr_plugins.models.super_dimp import build_super_dimp
 
 STUDENT_PREFIXES = ('feature_extractor', 'classifier', 'bb_regressor')
 TEACHER_PREFIXES = ('feature_extractor_t', 'classifier_t', 'bb_regressor_t')
@@ -302,7 +304,6 @@ def load_release_student(path: str, net: Optional[torch.nn.Module] = None) -> to
     state_dict = extract_state_dict(read_checkpoint(path), path)
     student, ignored, unknown = split_release_state_dict(state_dict)
     if net is None:
-        from ltr_plugins.models.super_dimp import build_super_dimp
         net = build_super_dimp(backbone_pretrained=False)
     check_student_fits(student, unknown, net.state_dict(), path)
     net.load_state_dict(student, strict=True)

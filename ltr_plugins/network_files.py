@@ -1,13 +1,9 @@
-"""pytracking network files: where they are looked up, and reading them without running pickled code.
+"""Reading pytracking network files without running pickled code (the tracking side knows where they are).
 
-**Where.** pytracking's network folder is ``settings.network_path`` of ``pytracking/evaluation/local.py`` (one folder
-or a list). :func:`network_folders` is the one place that reads it: the tracker's network wrapper, the teacher's
-lookup, the export command and the demo all ask it.
-
-**How.** A pytracking network file (``super_dimp.pth.tar``, ``mkdnet.pth.tar``, any ltr checkpoint) pickles the
+A pytracking network file (``super_dimp.pth.tar``, ``mkdnet.pth.tar``, any ltr checkpoint) pickles the
 network's weights and its constructor: ltr's ``NetConstructor``, which names a function to call. ``torch.load`` with
 ``weights_only=False`` would unpickle whatever the file holds, which can run any code. :func:`read_network_file`
-unpickles it with the release loader's restricted unpickler (:mod:`pytracking_plugins.release_checkpoint`) in its
+unpickles it with the release loader's restricted unpickler (:mod:`ltr_plugins.release_checkpoint`) in its
 strict form, :class:`NetworkFileUnpickler`:
 
 - tensors and plain containers are rebuilt (the globals ``weights_only`` allows);
@@ -28,9 +24,9 @@ import importlib
 import os
 import pickle
 import re
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-from pytracking_plugins.release_checkpoint import (CheckpointError, RestrictedUnpickler, UnresolvedGlobal,
+from ltr_plugins.release_checkpoint import (CheckpointError, RestrictedUnpickler, UnresolvedGlobal,
                                                    describe_value, force_weights_only_hint, is_state_dict,
                                                    torch_load_restricted)
 
@@ -46,7 +42,7 @@ _PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
 _MODULE_NAME = re.compile(r'^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$')
 
 _SHAPE = ("a pytracking network file is a dict with the network's weights under 'net' and its constructor under "
-          "'constructor', as ltr's training and `python -m ltr_plugins.export_mkdnet` write it")
+          "'constructor', as ltr's training and `mkdnet-export` write it")
 
 
 class RefusedGlobal(pickle.UnpicklingError):
@@ -64,48 +60,6 @@ class NetworkFileError(CheckpointError):
     def __init__(self, message: str, foreign: bool = False):
         super().__init__(message)
         self.foreign = foreign
-
-
-# ------------------------------------------------------------------------------------------------------- where
-def network_folders() -> List[str]:
-    """pytracking's network folders (``settings.network_path`` in pytracking/evaluation/local.py), absolute, in
-    order, without duplicates; empty when local.py is not set up."""
-    try:
-        from pytracking.evaluation.local import local_env_settings
-    except ImportError:
-        return []
-    folders = local_env_settings().network_path
-    folders = list(folders) if isinstance(folders, (list, tuple)) else [folders]
-    unique = []
-    for folder in folders:
-        folder = os.path.abspath(os.path.expanduser(folder)) if folder else ''
-        if folder and folder not in unique:
-            unique.append(folder)
-    return unique
-
-
-def pytracking_local_file() -> str:
-    """pytracking's ``local.py``, for messages."""
-    import pytracking.evaluation
-    return os.path.join(os.path.dirname(os.path.abspath(pytracking.evaluation.__file__)), 'local.py')
-
-
-def find_network_file(net_path: str, how_to_get: str = '') -> str:
-    """The network file ``net_path`` resolves to, as pytracking's ``NetWrapper`` resolves it (an absolute path as is,
-    else in each network folder); FileNotFoundError naming every place looked, then ``how_to_get``."""
-    net_path = os.path.expanduser(net_path)
-    if os.path.isabs(net_path):
-        if os.path.isfile(net_path):
-            return net_path
-        message = 'Network file {} does not exist.'.format(net_path)
-    else:
-        candidates = [os.path.join(folder, net_path) for folder in network_folders()]
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                return candidate
-        message = ('Network file {} not found: looked for {} (the network folder is settings.network_path in {}).'
-                   .format(net_path, ' and '.join(candidates) or 'it in no folder', pytracking_local_file()))
-    raise FileNotFoundError(' '.join(filter(None, [message, how_to_get])))
 
 
 # -------------------------------------------------------------------------------------------------------- read
@@ -226,7 +180,7 @@ def read_network_file(path: str, need_constructor: bool = True) -> Dict[str, Any
     if checkpoint.get('net_type') == MKDNET_TRAINING_NET_TYPE:
         raise NetworkFileError(
             '{} is an MKDNet training checkpoint (student and discriminators), not a tracking network: export its '
-            'student with `python -m ltr_plugins.export_mkdnet {}`.'.format(path, path))
+            'student with `mkdnet-export {}`.'.format(path, path))
     if is_state_dict(checkpoint):
         raise NetworkFileError('{} is a bare state dict without a network constructor: pytracking cannot tell which '
                                'network to build ({}).'.format(path, _SHAPE), foreign=True)

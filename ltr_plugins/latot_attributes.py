@@ -4,7 +4,7 @@ Every sequence gets one flag per attribute: ``True`` / ``False`` when known, ``N
 
 Where flags come from, first match wins, per sequence:
 
-1. ``<root>/<sequence>/attributes.txt`` -- the per-sequence flag file (what :mod:`pytracking_plugins.synthetic`
+1. ``<root>/<sequence>/attributes.txt`` -- the per-sequence flag file (what :mod:`ltr_plugins.synthetic`
    writes). One line of 12 ``0``/``1`` flags, separated by commas or whitespace, in Table II's order
    ``SV FM OV IV CM MB BC SO PO FO AM LI``. Optionally a header line of attribute short names first, which then
    gives the order of the flags (any order; every one of the 12 exactly once). Empty lines and ``#`` lines are
@@ -31,9 +31,9 @@ Where flags come from, first match wins, per sequence:
      image size only the frames without a box are looked at.
 
    These functions are the definitions; the synthetic data's generator
-   (:func:`pytracking_plugins.synthetic.measure_box_attributes`) applies them to its unclipped boxes.
+   (:func:`ltr_plugins.synthetic.measure_box_attributes`) applies them to its unclipped boxes.
 
-   "Present" means finite with positive width and height (:func:`~pytracking_plugins.common.boxes.box_present`);
+   "Present" means finite with positive width and height (:func:`~ltr_plugins.common.boxes.box_present`);
    ``0,0,0,0`` (or ``nan``) is a frame without a box.
 """
 import os
@@ -42,7 +42,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pytracking_plugins.common.boxes import box_present
+from ltr_plugins.common.boxes import box_present
 
 # Table II order; also the column order of the per-sequence flag file.
 ATTRIBUTES: Tuple[str, ...] = ('SV', 'FM', 'OV', 'IV', 'CM', 'MB', 'BC', 'SO', 'PO', 'FO', 'AM', 'LI')

@@ -5,9 +5,9 @@ from typing import Dict, Iterator, Sequence, Tuple
 import cv2
 import numpy as np
 
-from pytracking_plugins.synthetic.motion import CAMERA_PAD
-from pytracking_plugins.synthetic.plan import SequencePlan, plan_sequence
-from pytracking_plugins.synthetic.spec import SequenceSpec
+from ltr_plugins.synthetic.motion import CAMERA_PAD
+from ltr_plugins.synthetic.plan import SequencePlan, plan_sequence
+from ltr_plugins.synthetic.spec import SequenceSpec
 
 #: Margin of the precomputed sensor-noise field: each frame crops it at a random offset (fresh noise is slow).
 NOISE_PAD = 32

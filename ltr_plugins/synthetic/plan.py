@@ -9,10 +9,10 @@ from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 
-from pytracking_plugins.latot_attributes import ATTRIBUTES
-from pytracking_plugins.synthetic import motion, streams
-from pytracking_plugins.synthetic.measure import BOX_ATTRIBUTES, measure_box_attributes, occlusion
-from pytracking_plugins.synthetic.spec import SHAPES, SequenceSpec, Size, check_seed, name_looks
+from ltr_plugins.latot_attributes import ATTRIBUTES
+from ltr_plugins.synthetic import motion, streams
+from ltr_plugins.synthetic.measure import BOX_ATTRIBUTES, measure_box_attributes, occlusion
+from ltr_plugins.synthetic.spec import SHAPES, SequenceSpec, Size, check_seed, name_looks
 
 #: A plan is re-drawn (from the same streams, so still deterministic) until its effects are realised.
 MAX_ATTEMPTS = 40

@@ -7,8 +7,8 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from pytracking_plugins import latot_data
-from pytracking_plugins.latot_attributes import ATTRIBUTES   # Table II order: the columns of attributes.txt
+from ltr_plugins import latot_data
+from ltr_plugins.latot_attributes import ATTRIBUTES   # Table II order: the columns of attributes.txt
 
 Size = Tuple[int, int]
 FloatRange = Tuple[float, float]

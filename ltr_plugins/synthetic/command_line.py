@@ -1,4 +1,4 @@
-"""The command: ``python -m pytracking_plugins.synthetic --root FOLDER ...`` (``--help`` for the options)."""
+"""The command: ``python -m ltr_plugins.synthetic --root FOLDER ...`` (``--help`` for the options)."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from pytracking_plugins.latot_attributes import ATTRIBUTES
-from pytracking_plugins.synthetic.spec import (DEFAULT_IMAGE_SIZE, DEFAULT_TARGET_SIZE, MAX_FRAMES,
+from ltr_plugins.latot_attributes import ATTRIBUTES
+from ltr_plugins.synthetic.spec import (DEFAULT_IMAGE_SIZE, DEFAULT_TARGET_SIZE, MAX_FRAMES,
                                                MIN_FRAMES_FOR_EFFECTS, MIN_IMAGE_SIDE, FloatRange, Size,
                                                min_image_side)
-from pytracking_plugins.synthetic.writing import DEFAULT_JPEG_QUALITY, SequenceInfo, read_names, write_dataset
+from ltr_plugins.synthetic.writing import DEFAULT_JPEG_QUALITY, SequenceInfo, read_names, write_dataset
 
 MAX_IMAGE_SIDE = 16384
 
@@ -79,14 +79,14 @@ def _quality_arg(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = argparse.ArgumentParser(
-        prog='python -m pytracking_plugins.synthetic',
+        prog='python -m ltr_plugins.synthetic',
         description='Write synthetic tiny-object tracking sequences in the LaTOT layout: '
                     '<root>/<seq>/img/000001.jpg..., <root>/<seq>/<seq>.txt (x,y,w,h per frame, 2 decimals; '
                     '0.00,0.00,0.00,0.00 when out of view) and <root>/<seq>/attributes.txt '
                     f'({",".join(ATTRIBUTES)} as 0/1). Same seed and arguments, same bytes.',
         epilog='examples:\n'
-               '  python -m pytracking_plugins.synthetic --root /tmp/latot_synth --sequences 4 --frames 60:120\n'
-               '  python -m pytracking_plugins.synthetic --root /tmp/latot_synth '
+               '  python -m ltr_plugins.synthetic --root /tmp/latot_synth --sequences 4 --frames 60:120\n'
+               '  python -m ltr_plugins.synthetic --root /tmp/latot_synth '
                '--names-from settings/latot/test.txt --no-images',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--root', required=True, type=Path, help='dataset folder to write into (created if needed)')

@@ -50,7 +50,7 @@ lighting, looks; the plan of a sequence), :mod:`.measure` (attributes measured w
 
 Use from Python::
 
-    from pytracking_plugins import synthetic
+    from ltr_plugins import synthetic
     spec = synthetic.SequenceSpec('bird1', num_frames=100, effects={'SV', 'OV'})
     boxes, attributes = synthetic.generate_boxes(spec, seed=3)          # cheap: no images
     frames, boxes, attributes = synthetic.generate_sequence(spec, seed=3)  # frames: lazy iterator of BGR images
@@ -58,18 +58,18 @@ Use from Python::
 
 or as a command::
 
-    python -m pytracking_plugins.synthetic --root /tmp/latot_synth --sequences 4 --frames 60:120 --seed 0
-    python -m pytracking_plugins.synthetic --root /tmp/latot_synth --names-from settings/latot/test.txt --no-images
+    python -m ltr_plugins.synthetic --root /tmp/latot_synth --sequences 4 --frames 60:120 --seed 0
+    python -m ltr_plugins.synthetic --root /tmp/latot_synth --names-from settings/latot/test.txt --no-images
 """
-from pytracking_plugins.latot_attributes import ATTRIBUTES
-from pytracking_plugins.synthetic.command_line import build_parser, main
-from pytracking_plugins.synthetic.measure import BOX_ATTRIBUTES, measure_box_attributes
-from pytracking_plugins.synthetic.plan import SequencePlan, generate_boxes, plan_sequence
-from pytracking_plugins.synthetic.render import generate_sequence, render_frames
-from pytracking_plugins.synthetic.spec import (ATTRIBUTE_DESCRIPTIONS, DEFAULT_IMAGE_SIZE, DEFAULT_TARGET_SIZE,
+from ltr_plugins.latot_attributes import ATTRIBUTES
+from ltr_plugins.synthetic.command_line import build_parser, main
+from ltr_plugins.synthetic.measure import BOX_ATTRIBUTES, measure_box_attributes
+from ltr_plugins.synthetic.plan import SequencePlan, generate_boxes, plan_sequence
+from ltr_plugins.synthetic.render import generate_sequence, render_frames
+from ltr_plugins.synthetic.spec import (ATTRIBUTE_DESCRIPTIONS, DEFAULT_IMAGE_SIZE, DEFAULT_TARGET_SIZE,
                                                EFFECT_PROBABILITIES, MAX_FRAMES, MIN_FRAMES_FOR_EFFECTS, SHAPES,
                                                SequenceSpec, category_of, random_spec)
-from pytracking_plugins.synthetic.writing import (DEFAULT_JPEG_QUALITY, SequenceInfo, format_attributes, format_boxes,
+from ltr_plugins.synthetic.writing import (DEFAULT_JPEG_QUALITY, SequenceInfo, format_attributes, format_boxes,
                                                   read_names, write_dataset, write_sequence)
 
 __all__ = [

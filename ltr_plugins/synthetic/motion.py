@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from pytracking_plugins.synthetic.spec import ASPECT_WOBBLE, SCALE_WOBBLE, SIZE_EPSILON, SequenceSpec
+from ltr_plugins.synthetic.spec import ASPECT_WOBBLE, SCALE_WOBBLE, SIZE_EPSILON, SequenceSpec
 
 # Scale variation: scripted size steps of x1.75 .. x2.4 in size (x3 .. x5.8 in area: clearly outside [0.5, 2]),
 # each eased in over SV_STEP_FRAMES; one step, plus one per SV_FRAMES_PER_EXTRA_STEP frames (at most two more).

@@ -1,6 +1,6 @@
 """The LaTOT dataset on disk: official splits, folder layout, annotation files and object categories.
 
-Layout of the released dataset (and of :mod:`pytracking_plugins.synthetic`'s output)::
+Layout of the released dataset (and of :mod:`ltr_plugins.synthetic`'s output)::
 
     <root>/<sequence>/img/<frame>.jpg     frames; file names sort in frame order
     <root>/<sequence>/<sequence>.txt      one box per frame: x,y,w,h (comma or whitespace separated); a target
