@@ -104,25 +104,34 @@ def reliable_distillation_measure(student_loss: torch.Tensor, teacher_loss: torc
     return (student_loss.detach() - teacher_loss.detach()).clamp(min=0)
 
 
-def total_loss(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float],
-               rdm: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
-    """L_tot of Eq. 11::
-
-        alpha L_cls + beta L_iou + RDM_iou L_gen + gamma RDM_iou L_cons + delta RDM_cls L_score-d + eta RDM_iou L_iou-d
+def weighted_terms(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float],
+                   rdm: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+    """Each term of Eq. 11 as it enters L_tot: ``alpha L_cls``, ``beta L_iou``, ``RDM_iou L_gen``,
+    ``gamma RDM_iou L_cons``, ``delta RDM_cls L_score-d`` and ``eta RDM_iou L_iou-d``, by term name.
 
     ``terms`` holds the unweighted terms by name ('cls', 'iou', 'gen', 'cons', 'score_d', 'iou_d'); a term that is
-    absent (a distillation level that is off) contributes nothing. ``weights`` are the coefficients by the same
+    absent (a distillation level that is off) is absent here too. ``weights`` are the coefficients by the same
     names (:data:`PAPER_LOSS_WEIGHTS`). ``rdm`` holds the detached scalars 'iou' and 'cls'; the gated terms need them.
-    L_dis is not part of L_tot: it trains the discriminators only.
     """
-    loss = weights['cls'] * terms['cls'] + weights['iou'] * terms['iou']
+    weighted = {'cls': weights['cls'] * terms['cls'], 'iou': weights['iou'] * terms['iou']}
     for name, gate in GATED_BY.items():
         if name not in terms:
             continue
         if rdm is None or gate not in rdm:
             raise ValueError('term {!r} needs RDM_{}'.format(name, gate))
-        loss = loss + weights[name] * rdm[gate].detach() * terms[name]
-    return loss
+        weighted[name] = weights[name] * rdm[gate].detach() * terms[name]
+    return weighted
+
+
+def total_loss(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float],
+               rdm: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
+    """L_tot of Eq. 11, the sum of :func:`weighted_terms`::
+
+        alpha L_cls + beta L_iou + RDM_iou L_gen + gamma RDM_iou L_cons + delta RDM_cls L_score-d + eta RDM_iou L_iou-d
+
+    L_dis is not part of L_tot: it trains the discriminators only.
+    """
+    return sum(weighted_terms(terms, weights, rdm).values())
 
 
 def active_distillation_terms(weights: Mapping[str, float]) -> Dict[str, bool]:

@@ -246,9 +246,11 @@ def test_valid_boxes():
 
 
 def test_valid_samples_select_valid_frames_without_copying_when_all_are():
-    from ltr_plugins.actors.mkdnet import valid_samples
+    from ltr_plugins.actors.mkdnet import INVALID_BOX_X, Batch
     x = torch.arange(2 * 3 * 4.0).reshape(2, 3, 4)
-    everything = valid_samples(x, torch.ones(2, 3, dtype=torch.bool))
+    annotations = torch.ones(2, 3, 4)
+    everything = Batch(annotations).valid(x)
     assert everything.shape == (6, 4) and everything.data_ptr() == x.data_ptr()
     mask = torch.tensor([[True, False, True], [False, True, True]])
-    assert torch.equal(valid_samples(x, mask), x[mask])
+    annotations[~mask] = INVALID_BOX_X
+    assert torch.equal(Batch(annotations).valid(x), x[mask])

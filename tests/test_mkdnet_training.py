@@ -414,3 +414,47 @@ def test_smoke_trains_resumes_exactly_and_exports_a_super_dimp_network(tmp_path)
     super_dimp_file = save_tracking_network(reference, str(tmp_path / 'networks' / 'super_dimp.pth.tar'))
     # Same tensors as Super-DiMP; the few hundred bytes more are the provenance in net_info.
     assert os.path.getsize(exported) <= os.path.getsize(super_dimp_file) + 1024
+
+
+# --------------------------------------------------------------------------------- what each step logs, fp16 overflow
+
+def test_eq11_terms_sum_to_the_loss_and_an_undistilled_student_logs_its_distance(batch_and_settings):
+    data, settings = batch_and_settings
+    actor, _ = mkdnet_parts(settings)
+    _, stats = actor(data)
+    weighted = [value for name, value in stats.items() if name.startswith('Eq11/')]
+    assert len(weighted) == 6 and sum(weighted) == pytest.approx(stats['Loss/total'], rel=1e-5)
+    assert stats['Eq11/cons'] == pytest.approx(5.0 * stats['RDM/iou'] * stats['Loss/cons'], rel=1e-5)
+    assert stats['Distance/cons'] == pytest.approx(stats['Loss/cons'], rel=1e-6)
+    assert stats['RDM/open_iou'] == float(stats['RDM/iou'] > 0)
+    assert 0 <= stats['RDM/teacher_better_iou'] <= 1 and 0 <= stats['RDM/teacher_better_cls'] <= 1
+
+    undistilled = dict(settings.loss_weight, gen=0.0, cons=0.0, dis=0.0, score_d=0.0, iou_d=0.0)
+    baseline = MKDNetActor(actor.net, objective(), undistilled, teacher=actor.teacher,
+                           degradation=build_degradation(settings))
+    loss, stats = baseline(data)
+    assert {'Distance/cons', 'Distance/score_d', 'Distance/iou_d', 'RDM/iou'} <= set(stats)
+    assert not any(name.startswith('Loss/') and name[5:] in ('cons', 'gen', 'score_d', 'iou_d') for name in stats)
+    assert loss.item() == pytest.approx(stats['Eq11/cls'] + stats['Eq11/iou'], rel=1e-5)   # no distillation in it
+
+
+def test_an_fp16_overflow_skips_the_step_and_lowers_the_scale_until_too_many_in_a_row(batch_and_settings):
+    from ltr_plugins.actors import mkdnet as actor_module
+    data, settings = batch_and_settings
+    actor, optimizer = mkdnet_parts(settings, mixed_precision='fp16')
+    overflowing = dict(data)
+    overflowing['train_images'] = data['train_images'] * 1e6          # beyond float16's range in the forward pass
+    before = snapshot(actor.net)
+    scale = optimizer.grad_scaler.get_scale()
+    loss, stats = actor(overflowing)
+    assert not torch.isfinite(loss) and stats == {'AMP/skipped_step': 1.0, 'AMP/scale': 0.0}
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()                                                   # skipped by the scaler, which backs off
+    actor.restore_skipped_buffers()                                    # as the next step or a checkpoint does
+    assert states_equal(snapshot(actor.net), before) and optimizer.grad_scaler.get_scale() == scale / 2
+    _, stats = actor(data)                                             # a normal step resets the count
+    assert stats['AMP/skipped_step'] == 0.0 and actor.skipped_steps == 0
+    actor.skipped_steps = actor_module.MAX_CONSECUTIVE_SKIPPED_STEPS - 1
+    with pytest.raises(FloatingPointError, match='in a row'):
+        actor(overflowing)

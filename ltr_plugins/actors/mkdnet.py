@@ -17,7 +17,7 @@ rejects), and the generator and the discriminator are updated simultaneously fro
 "simultaneous training strategy of GAN" says.
 """
 import math
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -29,11 +29,22 @@ from ltr_plugins.models.degradation import INVALID_BOX_X, Degradation
 from ltr_plugins.trainers import distributed
 from ltr_plugins.trainers.precision import MixedPrecision, to_float32
 
+# fp16: the gradient scaler skips a step whose gradients overflow and lowers its scale; training stops only after
+# this many steps in a row were skipped (the scale can then no longer bring the forward pass into range).
+MAX_CONSECUTIVE_SKIPPED_STEPS = 50
 
-def valid_samples(tensor: torch.Tensor, is_valid: torch.Tensor) -> torch.Tensor:
-    """``(frames, sequences, ...)`` -> ``(valid frames, ...)``: a view, not a copy, when every frame is valid (the
-    usual case; the RoI features of a Super-DiMP batch are hundreds of MB)."""
-    return tensor.flatten(0, 1) if bool(is_valid.all()) else tensor[is_valid]
+
+class Batch:
+    """The test frames' validity mask, checked once per step: ``valid(x)`` turns ``(frames, sequences, ...)`` into
+    ``(valid frames, ...)``, a view (no copy, no host sync) when every frame is valid, the usual case (the RoI
+    features of a Super-DiMP batch are hundreds of MB)."""
+
+    def __init__(self, test_anno: torch.Tensor, all_valid: Optional[bool] = None):
+        self.is_valid = test_anno[:, :, 0] < INVALID_BOX_X
+        self.all_valid = bool(self.is_valid.all()) if all_valid is None else all_valid
+
+    def valid(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.flatten(0, 1) if self.all_valid else tensor[self.is_valid]
 
 
 class MKDNetActor(BaseActor):
@@ -44,7 +55,8 @@ class MKDNetActor(BaseActor):
         objective: ``{'bb_ce': KLRegression(), 'test_clf': LBHinge(threshold=0.05)}``, Super-DiMP's task losses.
         loss_weight: Eq. 11's weights by term name (``ltr_plugins.distillation.PAPER_LOSS_WEIGHTS``); a zero or
             missing weight switches that term off (and it is not computed).
-        teacher: the ``FrozenTeacher`` (None only when no distillation term is on: the baseline).
+        teacher: the ``FrozenTeacher``: needed by any distillation term; a student trained without distillation
+            may have one too, only to log how far it is from the teacher (``Distance/*``, ``RDM/*``).
         degradation: what the student's crops go through (None: the student sees the teacher's crops).
         score_iterates: which classifier iterates the score-level term distils (default: the final one).
         precision: mixed precision of the forward passes (None: float32); losses and RDM are always float32.
@@ -65,12 +77,23 @@ class MKDNetActor(BaseActor):
         self.score_iterates = tuple(score_iterates)
         self.precision = precision or MixedPrecision(None, 'cpu')
         self.on_stats: Optional[Callable[[Dict[str, float]], None]] = None
+        self.skipped_steps = 0               # fp16 steps in a row whose loss overflowed
+        self._skipped_buffers: Optional[List[torch.Tensor]] = None
         self.active = kd.active_distillation_terms(self.loss_weight)
         if self.active['any'] and teacher is None:
             raise ValueError('distillation terms are on ({}) but there is no teacher'.format(
                 [k for k in ('gen', 'cons', 'score_d', 'iou_d', 'dis') if self.active[k]]))
         if (self.active['gen'] or self.active['dis']) and self.discriminators is None:
             raise ValueError('the adversarial terms (gen, dis) need the student built with discriminators')
+
+    def restore_skipped_buffers(self) -> None:
+        """Puts back the buffers a skipped fp16 step overwrote; called before the next step and before a checkpoint
+        is written (not at the skipped step itself: its backward still reads them)."""
+        if self._skipped_buffers is not None:
+            with torch.no_grad():
+                for buffer, before in zip(self.net.buffers(), self._skipped_buffers):
+                    buffer.copy_(before)
+            self._skipped_buffers = None
 
     @property
     def discriminators(self) -> Optional[nn.ModuleDict]:
@@ -93,22 +116,83 @@ class MKDNetActor(BaseActor):
         idle_discriminators = self.discriminators is not None and not self.active['dis']
         self.student = distributed.wrap(self.net, trained, find_unused_parameters=idle_discriminators)
 
-    def _task_losses(self, out: Dict, data, is_valid: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    def _task_losses(self, out: Dict, data, batch: Batch) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """Super-DiMP's losses of one network's output: the hinge loss of every classifier iterate and the KL box
         loss (on valid test frames, as KLDiMPActor computes them)."""
         clf_iterates = [self.objective['test_clf'](s, data['test_label'], data['test_anno']) for s in out['scores']]
-        bb_ce = self.objective['bb_ce'](out['iou'][is_valid, :], sample_density=data['proposal_density'][is_valid, :],
-                                        gt_density=data['gt_density'][is_valid, :], mc_dim=1)
+        bb_ce = self.objective['bb_ce'](batch.valid(out['iou']), sample_density=batch.valid(data['proposal_density']),
+                                        gt_density=batch.valid(data['gt_density']), mc_dim=1)
         return clf_iterates, bb_ce
+
+    def _teacher_better_share(self, student_out: Dict, teacher_out: Dict, data, batch: Batch
+                              ) -> Dict[str, torch.Tensor]:
+        """The share of the batch's sequences on which the teacher's task loss is below the student's, per level:
+        what RDM would let through if it gated each sequence (it gates the whole batch, Eqs. 9-10)."""
+        better = {'iou': [], 'cls': []}
+        with torch.no_grad():
+            for j in range(data['test_anno'].shape[1]):
+                one = {key: data[key][:, j:j + 1] for key in ('test_label', 'test_anno', 'proposal_density',
+                                                               'gt_density')}
+                if not batch.all_valid and not bool(batch.is_valid[:, j].any()):
+                    continue
+                sequence = Batch(one['test_anno'], all_valid=True if batch.all_valid else None)
+                losses = [self._task_losses({'scores': [s[:, j:j + 1] for s in out['scores']],
+                                             'iou': out['iou'][:, j:j + 1]}, one, sequence)
+                          for out in (student_out, teacher_out)]
+                better['cls'].append(kd.classification_loss(losses[1][0]) < kd.classification_loss(losses[0][0]))
+                better['iou'].append(losses[1][1] < losses[0][1])
+        return {level: torch.stack(flags).float().mean() for level, flags in better.items() if flags}
+
+    def _distillation_terms(self, student_out: Dict, teacher_out: Dict, batch: Batch
+                            ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+        """The distillation terms that are on (with gradients), the student-teacher distances of every level
+        (``Distance/*``: the unweighted L_cons, L_score-d and L_iou-d, computed without gradients where the term is
+        off), and L_dis (None unless it is on). Every sample is one proposal (features, IoU) or one map (scores) of
+        a valid frame."""
+        terms, loss_dis = {}, None
+        student_roi = {branch: batch.valid(roi) for branch, roi in student_out['roi'].items()}
+        teacher_roi = {branch: batch.valid(roi) for branch, roi in teacher_out['roi'].items()}
+        student_scores = [batch.valid(s) for s in student_out['scores']]
+        teacher_scores = [batch.valid(s) for s in teacher_out['scores']]
+        distances = {
+            'cons': lambda: kd.feature_consistency_loss(student_roi, teacher_roi),
+            'score_d': lambda: kd.score_distillation_loss(student_scores, teacher_scores, self.score_iterates),
+            'iou_d': lambda: kd.iou_distillation_loss(batch.valid(student_out['iou']), batch.valid(teacher_out['iou'])),
+        }
+        for name, distance in distances.items():
+            if self.active[name]:
+                terms[name] = distance()
+        if self.active['gen']:
+            terms['gen'] = kd.generator_loss({branch: batch.valid(logits)
+                                              for branch, logits in student_out['gen_logits'].items()})
+        if self.active['dis']:
+            real, fake = ({branch: batch.valid(logits) for branch, logits in student_out[key].items()}
+                          for key in ('real_logits', 'fake_logits'))
+            loss_dis = kd.discriminator_loss(real, fake)
+        with torch.no_grad():
+            logged = {name: terms[name].detach() if name in terms else distance()
+                      for name, distance in distances.items()}
+            if self.active['dis']:
+                for branch in real:
+                    logged['teacher_prob_' + branch] = torch.sigmoid(real[branch]).mean()
+                    logged['student_prob_' + branch] = torch.sigmoid(fake[branch]).mean()
+        return terms, logged, loss_dis
 
     def __call__(self, data) -> Tuple[torch.Tensor, Dict[str, float]]:
         """args:
             data: ltr's KLDiMPProcessing output ('train_images', 'test_images', 'train_anno', 'test_anno',
                 'test_proposals', 'proposal_density', 'gt_density', 'test_label').
         returns:
-            loss: L_tot + w_dis * L_dis (see the module docstring), stats: every term, unweighted, and the RDMs.
+            loss: L_tot + w_dis * L_dis (see the module docstring), stats: every term, unweighted and as it enters
+            Eq. 11, the RDMs, and the student-teacher distances.
         """
-        stats: Dict[str, float] = {}
+        stats: Dict[str, Union[torch.Tensor, float]] = {}
+        batch = Batch(data['test_anno'])
+        self.restore_skipped_buffers()
+        # fp16: a forward pass that overflows leaves inf/NaN in the BatchNorm statistics it updates; they are put
+        # back once the skipped step's backward has run (restore_skipped_buffers).
+        buffers_before = ([b.detach().clone() for b in self.net.buffers()]
+                          if self.precision.scaler is not None else None)
 
         # 1. The student sees degraded crops. Boxes, labels and proposals are the teacher's, untouched.
         student_train, student_test = data['train_images'], data['test_images']
@@ -116,8 +200,7 @@ class MKDNetActor(BaseActor):
             degraded = self.degradation([data['train_images'], data['test_images']],
                                         [data['train_anno'], data['test_anno']])
             student_train, student_test = degraded.images
-            stats['Degrade/height'] = degraded.sizes[:, 0].float().mean().item()
-            stats['Degrade/width'] = degraded.sizes[:, 1].float().mean().item()
+            stats['Degrade/height'], stats['Degrade/width'] = degraded.sizes.float().mean(dim=0).tolist()
         geometry = dict(train_bb=data['train_anno'], test_proposals=data['test_proposals'])
 
         # 2. The teacher, on the original crops (FrozenTeacher runs under no_grad, in eval mode).
@@ -135,65 +218,74 @@ class MKDNetActor(BaseActor):
         teacher_out, student_out = to_float32(teacher_out), to_float32(student_out)
 
         # 4. Task losses. alpha * L_cls + beta * L_iou alone is Super-DiMP's loss (see kd.classification_loss).
-        is_valid = data['test_anno'][:, :, 0] < INVALID_BOX_X
-        clf_iterates, bb_ce = self._task_losses(student_out, data, is_valid)
+        clf_iterates, bb_ce = self._task_losses(student_out, data, batch)
         terms = {'cls': kd.classification_loss(clf_iterates), 'iou': bb_ce}
 
         # 5. RDM: how much better the teacher does on this batch (the global batch under torchrun: the four task
         # losses are averaged over the processes first); 0 switches the gated terms off.
-        rdm = None
+        rdm, loss_dis = None, None
         if teacher_out is not None:
-            teacher_clf_iterates, teacher_bb_ce = self._task_losses(teacher_out, data, is_valid)
+            teacher_clf_iterates, teacher_bb_ce = self._task_losses(teacher_out, data, batch)
             teacher_cls = kd.classification_loss(teacher_clf_iterates)
             student_iou, teacher_iou, student_cls, teacher_cls = distributed.mean_over_processes(
                 torch.stack([bb_ce.detach(), teacher_bb_ce, terms['cls'].detach(), teacher_cls]))
             rdm = {'iou': kd.reliable_distillation_measure(student_iou, teacher_iou),
                    'cls': kd.reliable_distillation_measure(student_cls, teacher_cls)}
-            stats.update({'Teacher/cls': teacher_cls.item(), 'Teacher/iou': teacher_bb_ce.item(),
-                          'RDM/iou': rdm['iou'].item(), 'RDM/cls': rdm['cls'].item()})
+            stats.update({'Teacher/cls': teacher_cls, 'Teacher/iou': teacher_iou,
+                          'RDM/iou': rdm['iou'], 'RDM/cls': rdm['cls'],
+                          'RDM/open_iou': (rdm['iou'] > 0).float(), 'RDM/open_cls': (rdm['cls'] > 0).float()})
+            stats.update({'RDM/teacher_better_' + level: share for level, share in
+                          self._teacher_better_share(student_out, teacher_out, data, batch).items()})
 
-        # 6. Distillation terms; every sample is one proposal (features, IoU) or one map (scores) of a valid frame.
-        loss_dis = None
-        if self.active['feature']:
-            student_roi = {branch: valid_samples(roi, is_valid) for branch, roi in student_out['roi'].items()}
-            teacher_roi = {branch: valid_samples(roi, is_valid) for branch, roi in teacher_out['roi'].items()}
-            if self.active['cons']:
-                terms['cons'] = kd.feature_consistency_loss(student_roi, teacher_roi)
-            if self.active['gen']:
-                terms['gen'] = kd.generator_loss({branch: valid_samples(logits, is_valid)
-                                                  for branch, logits in student_out['gen_logits'].items()})
-            if self.active['dis']:
-                real, fake = ({branch: valid_samples(logits, is_valid) for branch, logits in student_out[key].items()}
-                              for key in ('real_logits', 'fake_logits'))
-                loss_dis = kd.discriminator_loss(real, fake)
-                for branch in real:
-                    stats['Dis/teacher_prob_' + branch] = torch.sigmoid(real[branch]).mean().item()
-                    stats['Dis/student_prob_' + branch] = torch.sigmoid(fake[branch]).mean().item()
-        if self.active['score_d']:
-            terms['score_d'] = kd.score_distillation_loss([valid_samples(s, is_valid) for s in student_out['scores']],
-                                                          [valid_samples(s, is_valid) for s in teacher_out['scores']],
-                                                          self.score_iterates)
-        if self.active['iou_d']:
-            terms['iou_d'] = kd.iou_distillation_loss(valid_samples(student_out['iou'], is_valid),
-                                                      valid_samples(teacher_out['iou'], is_valid))
+            # 6. Distillation terms, and how far the student is from the teacher at each level.
+            distillation, distances, loss_dis = self._distillation_terms(student_out, teacher_out, batch)
+            terms.update(distillation)
+            for name, value in distances.items():
+                stats[('Dis/' if '_prob_' in name else 'Distance/') + name] = value
 
         # 7. Eq. 11, and the discriminators' own loss.
-        loss = kd.total_loss(terms, self.loss_weight, rdm)
+        weighted = kd.weighted_terms(terms, self.loss_weight, rdm)
+        loss = sum(weighted.values())
         loss_for_backward = loss if loss_dis is None else loss + self.loss_weight['dis'] * loss_dis
 
-        stats['Loss/total'] = loss.item()
-        for name, value in terms.items():
-            stats['Loss/' + name] = value.item()
+        stats['Loss/total'] = loss
+        stats.update({'Loss/' + name: value for name, value in terms.items()})
+        stats.update({'Eq11/' + name: value for name, value in weighted.items()})
         if loss_dis is not None:
-            stats['Loss/dis'] = loss_dis.item()
-        stats['Loss/for_backward'] = loss_for_backward.item()
-        stats['ClfTrain/test_loss'] = clf_iterates[-1].item()
-        stats['ClfTrain/test_init_loss'] = clf_iterates[0].item()
-        # The global batch's values under torchrun; a NaN on any process reaches all, so all stop together.
-        stats = distributed.mean_stats_over_processes(stats, loss.device)
-        if not math.isfinite(stats.pop('Loss/for_backward')):
+            stats['Loss/dis'] = loss_dis
+        stats['ClfTrain/test_loss'] = clf_iterates[-1]
+        stats['ClfTrain/test_init_loss'] = clf_iterates[0]
+        stats['Loss/for_backward'] = loss_for_backward
+        return self.precision.scale(loss_for_backward), self._finish_stats(stats, loss.device, buffers_before)
+
+    def _finish_stats(self, stats: Mapping[str, Union[torch.Tensor, float]], device: torch.device,
+                      buffers_before: Optional[List[torch.Tensor]] = None) -> Dict[str, float]:
+        """The statistics as floats, read from the device in one transfer (the global batch's under torchrun: a NaN
+        on any process reaches all, so all stop together), and the check of the loss: a non-finite loss stops
+        training (pytracking's guard; the trainer's fail-safe restarts from the last checkpoint), except in fp16,
+        where the gradient scaler skips the step and lowers its scale, up to MAX_CONSECUTIVE_SKIPPED_STEPS in a row,
+        and the student's buffers (BatchNorm statistics) are put back to ``buffers_before`` by
+        :meth:`restore_skipped_buffers`.
+        """
+        tensors = {name: value for name, value in stats.items() if isinstance(value, torch.Tensor)}
+        read = dict(zip(tensors, torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).tolist()))
+        floats = {name: read[name] if name in read else float(value) for name, value in stats.items()}
+        floats = distributed.mean_stats_over_processes(floats, device)
+        finite = math.isfinite(floats.pop('Loss/for_backward'))
+        if self.precision.scaler is not None:
+            self._skipped_buffers = None if finite else buffers_before
+            self.skipped_steps = 0 if finite else self.skipped_steps + 1
+            floats = floats if finite else {}
+            floats['AMP/skipped_step'] = 0.0 if finite else 1.0
+            floats['AMP/scale'] = float(self.precision.scaler.get_scale()) if finite else 0.0
+            if self.skipped_steps >= MAX_CONSECUTIVE_SKIPPED_STEPS:
+                raise FloatingPointError(
+                    'fp16 training: the loss overflowed in {} steps in a row, each skipped by the gradient scaler; the '
+                    'forward pass does not fit float16 (use settings.mixed_precision = \'bf16\' or None)'.format(
+                        self.skipped_steps))
+        elif not finite:
             # pytracking's guard: the trainer's fail-safe restarts from the last checkpoint.
             raise Exception('ERROR: Loss was nan or inf!!!')
         if self.on_stats is not None:
-            self.on_stats(stats)
-        return self.precision.scale(loss_for_backward), stats
+            self.on_stats(floats)
+        return floats

@@ -5,12 +5,11 @@ test-branch RoI features, the features MKDNet distils at the feature level: the 
 ``prroi_pool3t`` (256 x 5 x 5 per proposal) and the layer3 branch after modulation and ``prroi_pool4t`` (256 x 3 x 3
 per proposal) -- the paper's "FMM" is this existing branch of the IoU-net.
 
-How the RoI features are obtained: a forward hook on the two pooling modules records their outputs while (and only
-while) a recording is open on that very module object. Hooks read what ``AtomIoUNet.predict_iou`` actually fed to its
+How the RoI features are obtained: for the duration of one forward pass, forward hooks on the two pooling modules
+record their outputs, and are removed after it. They read what ``AtomIoUNet.predict_iou`` actually fed to its
 ``fc3_rt``/``fc4_rt`` layers, in the graph (gradients flow back through them), without copying a line of its forward
-and without changing the network's class or its state dict, so the student exports as a stock Super-DiMP. The
-recording lives in the module object's ``__dict__``: under ``DataParallel`` every replica has its own pooling module
-objects (replicas share the hook function, not the recording), so each GPU thread records its own outputs.
+and without changing the network's class or its state dict, so the student exports as a stock Super-DiMP. Under
+``DataParallel`` every replica runs its own forward on its own pooling modules, so each records its own outputs.
 
 Every output keeps the sequence dimension at dim 1 -- score maps ``(images, sequences, H, W)``, IoU predictions
 ``(images, sequences, proposals)`` and RoI features ``(images, sequences, proposals, C, h, w)`` -- so ltr's
@@ -32,42 +31,26 @@ ROI_BRANCHES = ('layer2', 'layer3')
 # The AtomIoUNet pooling module of each branch ("3"/"4" are ATOM's names for backbone blocks layer2/layer3).
 ROI_POOL_MODULES = {'layer2': 'prroi_pool3t', 'layer3': 'prroi_pool4t'}
 
-_RECORDING = '_mkdnet_recorded_outputs'
-_TAPPED = '_mkdnet_roi_tap'
-
 SUPER_DIMP_FILE = 'super_dimp.pth.tar'
 SUPER_DIMP_URL = 'https://drive.google.com/open?id=1qDptswis2FxihLRYLVRGDvx6aUoAVVLv'
 
 
-def _record_output(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-    recording = module.__dict__.get(_RECORDING)
-    if recording is not None:
-        recording.append(output)
-
-
-def install_roi_taps(net: nn.Module) -> None:
-    """Puts the recording hook on ``net.bb_regressor``'s test-branch pooling modules (once; harmless otherwise)."""
-    for branch in ROI_BRANCHES:
-        pool = getattr(net.bb_regressor, ROI_POOL_MODULES[branch])
-        if not pool.__dict__.get(_TAPPED, False):
-            pool.register_forward_hook(_record_output)
-            pool.__dict__[_TAPPED] = True
-
-
 @contextlib.contextmanager
 def _recording(modules: Sequence[nn.Module]) -> Iterator[List[List[torch.Tensor]]]:
-    for module in modules:
-        module.__dict__[_RECORDING] = []
+    """Records the outputs of ``modules`` during the block, by forward hooks that are removed when it ends."""
+    recorded: List[List[torch.Tensor]] = [[] for _ in modules]
+    handles = [module.register_forward_hook(lambda _module, _inputs, output, into=into: into.append(output))
+               for module, into in zip(modules, recorded)]
     try:
-        yield [module.__dict__[_RECORDING] for module in modules]
+        yield recorded
     finally:
-        for module in modules:
-            module.__dict__.pop(_RECORDING, None)
+        for handle in handles:
+            handle.remove()
 
 
 def forward_with_roi_features(net: nn.Module, train_imgs: torch.Tensor, test_imgs: torch.Tensor,
                               train_bb: torch.Tensor, test_proposals: torch.Tensor) -> Dict[str, Any]:
-    """Runs ``net`` (a DiMPnet with taps installed) as in training and returns
+    """Runs ``net`` (a DiMPnet) as in training and returns
 
     ``{'scores': [classifier score map of every filter iterate, (images, sequences, H, W)],
     'iou': (images, sequences, proposals), 'roi': {'layer2': (images, sequences, proposals, C, 5, 5),
@@ -95,7 +78,6 @@ class FrozenTeacher(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        install_roi_taps(net)
         self.net.requires_grad_(False)
         self.train(False)
 
@@ -121,7 +103,6 @@ class MKDNetStudent(nn.Module):
                  info: Optional[Dict[str, Any]] = None):
         super().__init__()
         self.net = net
-        install_roi_taps(net)
         self.discriminators = discriminators
         self.info = dict(info or {}, student_constructor=getattr(net, 'constructor', None))
 

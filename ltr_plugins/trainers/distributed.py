@@ -3,8 +3,8 @@
 ``torchrun --nproc_per_node N run_training.py mkdnet <setting>`` starts N copies of pytracking's own entry point
 with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address in the environment. The train setting calls
 :func:`init_from_env` first; it joins the process group (NCCL when the process has a GPU, gloo on the CPU), puts each
-process on its own GPU (``LOCAL_RANK``), and sends the standard output of every process but rank 0 to
-``os.devnull`` (errors still reach standard error). Without ``WORLD_SIZE > 1`` nothing happens and every helper
+process on its own GPU (``LOCAL_RANK``); :func:`main_process_output` silences the standard output of every process
+but rank 0 for the duration of a block (errors still reach standard error). Without ``WORLD_SIZE > 1`` nothing happens and every helper
 below is the identity: a single-process run is exactly what it was.
 
 Conventions (the README's "Training" section says the same):
@@ -17,8 +17,7 @@ Conventions (the README's "Training" section says the same):
 import contextlib
 import datetime
 import os
-import sys
-from typing import Dict, Iterable, Iterator, Optional
+from typing import Dict, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -70,10 +69,9 @@ def init_from_env(settings=None) -> bool:
         if backend == 'nccl':
             torch.cuda.set_device(device())
         dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
-        if not is_main_process():
-            sys.stdout = open(os.devnull, 'w')
-        print('Distributed training: {} processes ({}), batch size and samples per epoch are global.'.format(
-            world_size(), backend))
+        if is_main_process():
+            print('Distributed training: {} processes ({}), batch size and samples per epoch are global.'.format(
+                world_size(), backend))
     if settings is not None:
         settings.device = device()
     return True
@@ -87,6 +85,17 @@ def per_process(total: int, setting: str) -> int:
                          'global value; each process takes 1/{} of it)'.format(setting, total, processes, processes,
                                                                               processes))
     return total // processes
+
+
+@contextlib.contextmanager
+def main_process_output() -> Iterator[None]:
+    """Standard output of the block from rank 0 only: the other processes' is sent to ``os.devnull`` until the
+    block ends (a single process prints as usual)."""
+    if is_main_process():
+        yield
+        return
+    with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 @contextlib.contextmanager
@@ -139,7 +148,3 @@ def wrap(module: nn.Module, trained: Iterable[nn.Parameter], find_unused_paramet
     first = next(module.parameters())
     device_ids = [first.device.index] if first.device.type == 'cuda' else None
     return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
-
-
-def unwrap(module: Optional[nn.Module]) -> Optional[nn.Module]:
-    return module.module if isinstance(module, DistributedDataParallel) else module

@@ -23,10 +23,11 @@ fail-safe that never reports success after a failure.
     ends every process (the others cannot go on without it): restart the whole group with ``torchrun
     --max-restarts N``, which resumes the same way.
 """
+import contextlib
 import random
 import sys
 import traceback
-from typing import Dict, Mapping, Optional
+from typing import Dict, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -106,6 +107,20 @@ def seed_everything(seed: int, epoch: int, rank: Optional[int] = None) -> None:
     random.seed(int(state[0]))
     np.random.seed(int(state[1]))
     torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+# The epoch number validation is seeded with, every epoch (no training epoch is numbered 0).
+VALIDATION_SEED_EPOCH = 0
+
+
+@contextlib.contextmanager
+def preserved_random_state() -> Iterator[None]:
+    """Restores Python's, NumPy's and torch's random state after the block."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
 
 
 class TrainingFailed(RuntimeError):
@@ -219,7 +234,15 @@ class MKDNetTrainer(LTRTrainer):
 
     def cycle_dataset(self, loader) -> None:
         self._loader, self._iteration = loader, 0
-        super().cycle_dataset(loader)
+        seed = getattr(self.settings, 'seed', None)
+        if loader.training or seed is None:
+            super().cycle_dataset(loader)
+            return
+        # Validation draws the same samples (and degradations) at every epoch, so its curve compares epochs; the
+        # random state of training is left as it was.
+        with preserved_random_state():
+            seed_everything(seed, VALIDATION_SEED_EPOCH, distributed.rank() if distributed.is_initialized() else None)
+            super().cycle_dataset(loader)
 
     def _log_iteration(self, stats: Mapping[str, float]) -> None:
         self._iteration += 1
@@ -233,5 +256,8 @@ class MKDNetTrainer(LTRTrainer):
                 writer.add_scalar('Iteration/' + name, value, step)
 
     def save_checkpoint(self) -> None:
+        restore = getattr(self.actor, 'restore_skipped_buffers', None)
+        if restore is not None:
+            restore()
         if distributed.is_main_process():
             super().save_checkpoint()

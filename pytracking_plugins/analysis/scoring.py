@@ -156,7 +156,7 @@ def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves]):
     merged_trackers, merged_curves = [], {}
     for members in groups.values():
         first = members[0]
-        label = first.merged_label if len(members) > 1 else first.label
+        label = first.merged_label
         runs = [curves[m.label] for m in members]
         merged_curves[label] = metrics.Curves(
             *(np.mean([getattr(r, f) for r in runs], axis=0) for f in ('precision', 'norm_precision', 'success')),

@@ -89,3 +89,39 @@ class Uncertainty:
 
     def all_pairs(self) -> List[PairedComparison]:
         return [self.compare(a, b) for k, a in enumerate(self.labels) for b in self.labels[k + 1:]]
+
+
+class SeedPairedComparison(NamedTuple):
+    a: str
+    b: str
+    difference: float          # mean over seeds and sequences of a minus b (each seed's a and b paired)
+    interval: tuple            # its 95 % bootstrap interval over sequences and seeds
+    per_seed: tuple            # the difference of each seed, mean over sequences
+    wins_a: int                # sequences where a's mean over seeds is higher
+    wins_b: int
+
+
+def compare_over_seeds(a: str, b: str, values_a: np.ndarray, values_b: np.ndarray,
+                       resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                       confidence: float = CONFIDENCE) -> SeedPairedComparison:
+    """Paired comparison of two trackers trained with the same seeds: ``values_a``, ``values_b`` are
+    ``[seeds, sequences]`` scores (NaN: no score), seed k of a paired with seed k of b.
+
+    The interval resamples sequences and seeds independently, with replacement (a two-way bootstrap), so it holds
+    both sources of chance: which sequences were drawn and how training happened to go. With one seed it is the
+    bootstrap over sequences.
+    """
+    differences = np.atleast_2d(np.asarray(values_a, dtype=np.float64) - np.asarray(values_b, dtype=np.float64))
+    num_seeds, num_sequences = differences.shape
+    scored = ~np.isnan(differences)
+    sequence_counts = resample_counts(num_sequences, resamples, seed)
+    seed_counts = resample_counts(num_seeds, resamples, seed + 1)
+    totals = np.einsum('rs,sq,rq->r', seed_counts, np.where(scored, differences, 0.0), sequence_counts)
+    numbers = np.einsum('rs,sq,rq->r', seed_counts, scored.astype(np.float64), sequence_counts)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        low, high = percentile_interval(totals / numbers, confidence)
+    per_sequence = np.nanmean(differences, axis=0)
+    both = ~np.isnan(per_sequence)
+    return SeedPairedComparison(a, b, float(np.nanmean(differences)), (float(low), float(high)),
+                                tuple(float(v) for v in np.nanmean(differences, axis=1)),
+                                int(np.sum(per_sequence[both] > 0)), int(np.sum(per_sequence[both] < 0)))

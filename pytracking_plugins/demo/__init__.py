@@ -1,4 +1,2 @@
-"""The demo: trains its own trackers on synthetic tiny objects and compares them (see :mod:`.pipeline`)."""
-from pytracking_plugins.demo.pipeline import main
-
-__all__ = ['main']
+"""The paper's experiment in miniature: ``mkdnet-demo`` (:mod:`.pipeline`) and ``mkdnet-ablation`` (:mod:`.ablation`)
+train their own teacher and students on synthetic tiny objects and compare them (:mod:`.experiment`)."""

@@ -26,7 +26,8 @@ from ltr_plugins import distillation as kd
 from ltr_plugins.actors.mkdnet import MKDNetActor
 from ltr_plugins.models.degradation import build_degradation
 from ltr_plugins.models.discriminator import build_discriminators, roi_feature_shapes
-from ltr_plugins.models.super_dimp import build_super_dimp
+from ltr_plugins.export_mkdnet import resolve_checkpoint, student_from_checkpoint
+from ltr_plugins.models.super_dimp import SUPER_DIMP_FROZEN_LAYERS, build_super_dimp
 from ltr_plugins.models.teacher_student import (FrozenTeacher, MKDNetStudent, find_super_dimp_checkpoint,
                                                 load_super_dimp)
 from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer, distributed
@@ -141,13 +142,19 @@ def _synthetic_latot(settings):
     return LaTOT(settings.synthetic_latot_dir, split='train', allow_missing=True)
 
 
+def _synthetic_latot_val(settings):
+    from ltr_plugins.dataset import LaTOT
+    return LaTOT(settings.synthetic_latot_val_dir, split='train', allow_missing=True)
+
+
 DATASETS: Dict[str, Callable] = {
     'lasot': _lasot,
     'got10k_vottrain': _got10k('vottrain'),
     'got10k_votval': _got10k('votval'),
     'trackingnet': _trackingnet,
     'latot_train': _latot_train,
-    'synthetic_latot': _synthetic_latot,   # smoke: synthetic sequences in settings.synthetic_latot_dir
+    'synthetic_latot': _synthetic_latot,   # smoke, miniature: synthetic sequences in settings.synthetic_latot_dir
+    'synthetic_latot_val': _synthetic_latot_val,   # miniature: ... in settings.synthetic_latot_val_dir
 }
 
 
@@ -201,8 +208,9 @@ def build_loaders(settings) -> List[LTRLoader]:
 
 
 def build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
-    """The student (with discriminators when an adversarial term is on) and the fixed teacher (None for the
-    baseline), both initialised from the same Super-DiMP weights.
+    """The student (with discriminators when an adversarial term is on) and the fixed teacher, both initialised from
+    the same weights (:func:`initial_network`). The teacher is built when a distillation term needs it, or when
+    ``settings.monitor_teacher`` asks for the student-teacher distances of a student trained without distillation.
 
     With ``settings.seed``, the random initialisations (discriminators; everything in a smoke run) are drawn from
     that seed, in a forked RNG: the global RNG is left as it was. Every torchrun process builds the same networks.
@@ -217,30 +225,50 @@ def build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
         return _build_networks(settings)
 
 
-def _build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
-    active = kd.active_distillation_terms(settings.loss_weight)
+def initial_network(settings) -> Tuple[torch.nn.Module, str]:
+    """The Super-DiMP network training starts from, and where it came from, by ``settings.init``:
+
+    * ``'super_dimp'``: the official Super-DiMP checkpoint (:func:`find_super_dimp_checkpoint`);
+    * ``'checkpoint'``: the student of the MKDNet training checkpoint ``settings.init_checkpoint`` (a file, or a
+      folder whose latest checkpoint is used), rebuilt from the constructor it records;
+    * ``'random'``: random weights, built on ``settings.backbone`` with ``settings.frozen_backbone_layers``; only
+      with ``settings.random_init_reason`` saying why (a smoke test, a network trained from scratch).
+    """
     if settings.init == 'super_dimp':
         source = find_super_dimp_checkpoint(settings)
-        student = load_super_dimp(source, settings.feature_sz)
-        print('MKDNet: teacher and student initialised from {}'.format(source))
-    elif settings.init == 'random':
+        return load_super_dimp(source, settings.feature_sz), source
+    if settings.init == 'checkpoint':
+        source = resolve_checkpoint(settings.init_checkpoint)
+        return student_from_checkpoint(source), source
+    if settings.init == 'random':
         reason = getattr(settings, 'random_init_reason', None)
         if not reason:
-            raise ValueError("settings.init = 'random' is for smoke tests and benchmarks only: set "
-                             "settings.random_init_reason to say which")
-        student = build_super_dimp(backbone_pretrained=False, feature_sz=settings.feature_sz)
-        source = 'random initialisation ({})'.format(reason)
-        print('MKDNet: RANDOM INITIALISATION of teacher and student ({}): no super_dimp.pth.tar is loaded, so the '
-              'losses show that training runs, not what MKDNet learns.'.format(reason))
-    else:
-        raise ValueError("settings.init must be 'super_dimp' or 'random', not {!r}".format(settings.init))
+            raise ValueError("settings.init = 'random' starts from random weights: set settings.random_init_reason "
+                             "to say why (a smoke test, a network trained from scratch)")
+        net = build_super_dimp(backbone_pretrained=False, feature_sz=settings.feature_sz,
+                               search_area_factor=settings.search_area_factor,
+                               output_sigma_factor=settings.output_sigma_factor,
+                               backbone=getattr(settings, 'backbone', 'resnet50'),
+                               frozen_backbone_layers=getattr(settings, 'frozen_backbone_layers',
+                                                              SUPER_DIMP_FROZEN_LAYERS))
+        return net, 'random initialisation ({})'.format(reason)
+    raise ValueError("settings.init must be 'super_dimp', 'checkpoint' or 'random', not {!r}".format(settings.init))
 
+
+def _build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
+    active = kd.active_distillation_terms(settings.loss_weight)
+    student, source = initial_network(settings)
+    if settings.init == 'random':
+        print('MKDNet: RANDOM INITIALISATION ({}): no trained network is loaded.'.format(source))
+    else:
+        print('MKDNet: initialised from {}'.format(source))
     discriminators = None
     if active['gen'] or active['dis']:
         discriminators = build_discriminators(roi_feature_shapes(student.bb_regressor))
     if getattr(settings, 'mixed_precision', None):
         pool_in_float32(student)
-    teacher = FrozenTeacher(copy.deepcopy(student)) if active['any'] else None
+    with_teacher = active['any'] or getattr(settings, 'monitor_teacher', False)
+    teacher = FrozenTeacher(copy.deepcopy(student)) if with_teacher else None
     return MKDNetStudent(student, discriminators, info={'init': source}), teacher
 
 
@@ -266,17 +294,40 @@ def training_device(settings) -> torch.device:
     return torch.device('cuda:0' if torch.cuda.is_available() and getattr(settings, 'use_gpu', True) else 'cpu')
 
 
+# The student's Adam has one parameter group per entry of settings.learning_rates: the entry's name -> the part of
+# the DiMPnet it trains. The paper's groups (V.A) are the first five; a network trained whole uses the last three.
+PARAMETER_GROUPS = {'filter_initializer': 'classifier.filter_initializer',
+                    'filter_optimizer': 'classifier.filter_optimizer',
+                    'classifier_features': 'classifier.feature_extractor',
+                    'layer3': 'feature_extractor.layer3',
+                    'bb_regressor': 'bb_regressor',
+                    'backbone': 'feature_extractor',
+                    'classifier': 'classifier'}
+
+
+def student_parameter_groups(dimp: torch.nn.Module, learning_rates: Dict[str, float]) -> List[Dict]:
+    """Adam's parameter groups from ``settings.learning_rates`` (see :data:`PARAMETER_GROUPS`); an unknown name or
+    two groups sharing a parameter is an error naming the setting."""
+    groups, owner = [], {}
+    for name, lr in learning_rates.items():
+        if name not in PARAMETER_GROUPS:
+            raise KeyError('settings.learning_rates[{!r}]: unknown part; known: {}'.format(
+                name, ', '.join(PARAMETER_GROUPS)))
+        params = list(dimp.get_submodule(PARAMETER_GROUPS[name]).parameters())
+        for param in params:
+            if id(param) in owner:
+                raise ValueError('settings.learning_rates: {!r} and {!r} overlap ({} is part of {})'.format(
+                    owner[id(param)], name, PARAMETER_GROUPS[name], PARAMETER_GROUPS[owner[id(param)]]))
+            owner[id(param)] = name
+        groups.append({'params': params, 'lr': lr})
+    return groups
+
+
 def build_optimizer(settings, actor: MKDNetActor) -> Tuple[JointOptimizer, optim.lr_scheduler.StepLR]:
-    """The student's Adam (one group per module, paper V.A) with its StepLR, and the discriminators' own Adam."""
+    """The student's Adam (one group per entry of ``settings.learning_rates``) with its StepLR, and the
+    discriminators' own Adam."""
     student = actor.net.module if multigpu.is_multi_gpu(actor.net) else actor.net
-    dimp, lr = student.net, settings.learning_rates
-    student_optimizer = optim.Adam([
-        {'params': dimp.classifier.filter_initializer.parameters(), 'lr': lr['filter_initializer']},
-        {'params': dimp.classifier.filter_optimizer.parameters(), 'lr': lr['filter_optimizer']},
-        {'params': dimp.classifier.feature_extractor.parameters(), 'lr': lr['classifier_features']},
-        {'params': dimp.feature_extractor.layer3.parameters(), 'lr': lr['layer3']},
-        {'params': dimp.bb_regressor.parameters(), 'lr': lr['bb_regressor']}],
-        lr=lr['bb_regressor'])
+    student_optimizer = optim.Adam(student_parameter_groups(student.net, settings.learning_rates))
     discriminator_optimizer = None
     if student.discriminators is not None:
         discriminator_optimizer = optim.Adam(student.discriminators.parameters(), lr=settings.discriminator_lr)
@@ -301,8 +352,9 @@ def train(settings) -> None:
     torchrun: one process of a DistributedDataParallel run)."""
     distributed.init_from_env(settings)
     portable_env(settings)
-    loaders = build_loaders(settings)    # first: a missing dataset folder fails before the networks load
-    actor = build_actor(settings)
-    optimizer, lr_scheduler = build_optimizer(settings, actor)
-    trainer = MKDNetTrainer(actor, loaders, optimizer, settings, lr_scheduler)
-    trainer.train(settings.num_epochs, load_latest=True, fail_safe=settings.fail_safe)
+    with distributed.main_process_output():
+        loaders = build_loaders(settings)    # first: a missing dataset folder fails before the networks load
+        actor = build_actor(settings)
+        optimizer, lr_scheduler = build_optimizer(settings, actor)
+        trainer = MKDNetTrainer(actor, loaders, optimizer, settings, lr_scheduler)
+        trainer.train(settings.num_epochs, load_latest=True, fail_safe=settings.fail_safe)

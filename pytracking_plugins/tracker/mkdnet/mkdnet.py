@@ -11,7 +11,9 @@ there (:mod:`pytracking_plugins.iou_window`), still by DiMP's own gradient-ascen
 the window grows whenever a box reaches beyond it, and a refinement whose boxes stop being finite is redone the
 stock way, on the whole map. Parameter ``iou_window_margin`` (how far the first window reaches beyond the boxes, in
 box sizes; default ``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it;
-None turns it off.
+None turns it off. Parameter ``seed`` (off by default): an integer seeds torch's random generator at each
+sequence's start (DiMP draws random shifts for its initial samples and random boxes for the refinement), so a
+sequence tracks the same whatever the order of sequences or the process it runs in.
 """
 import math
 import numbers
@@ -28,6 +30,13 @@ CPU_IOU_WINDOW_MARGIN = 0.05
 
 class MKDNet(DiMP):
     """pytracking's DiMP tracker, with the box refinement computed in a window (see the module docstring)."""
+
+    def initialize(self, image, info: dict) -> dict:
+        """DiMP's, after seeding torch's generator with ``params.seed`` when it is set."""
+        seed = self.params.get('seed', None)
+        if seed is not None:
+            torch.manual_seed(seed)
+        return super().initialize(image, info)
 
     def iou_window_margin(self) -> Optional[float]:
         """The first window's margin in box sizes, or None where the refinement runs on the whole map."""

@@ -1,4 +1,5 @@
-"""The demo's baseline network (``python -m pytracking_plugins.demo``) with Super-DiMP's online procedure."""
+"""The miniature's baseline student (degraded crops, no distillation), tracked with Super-DiMP's online procedure;
+trained by mkdnet-demo / mkdnet-ablation."""
 from pytracking.utils import TrackerParams
 
 from pytracking_plugins.demo import tracking_parameters

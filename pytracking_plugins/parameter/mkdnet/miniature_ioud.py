@@ -1,0 +1,9 @@
+"""The miniature's MKDNet-IoUD student (IoU-level distillation only), tracked with Super-DiMP's online procedure;
+trained by mkdnet-demo / mkdnet-ablation."""
+from pytracking.utils import TrackerParams
+
+from pytracking_plugins.demo import tracking_parameters
+
+
+def parameters() -> TrackerParams:
+    return tracking_parameters.parameters('ioud')
