@@ -1,6 +1,9 @@
 """Precise RoI Pooling (PrRoIPool, Jiang et al., "Acquisition of Localization Confidence for Accurate Object
 Detection", ECCV 2018) in pure PyTorch, dispatching to the original CUDA extension where it loads.
 
+Every path computes in float32 (float64 for float64 features), whatever the autocast state: half-precision features
+are cast up inside, and the boxes are never cast to half precision (bf16 has 2-px steps at 300 px).
+
 pytracking builds its ``PrRoIPool2D`` modules from here (``settings/pytracking_patches/09-prroi-pool-import.patch``):
 for float32 CUDA tensors :func:`prroi_pool2d` calls the extension of the ``ltr/external/PreciseRoIPooling``
 submodule when that is populated and builds, and the pure-PyTorch op below otherwise.
@@ -28,10 +31,11 @@ in, the weights of bin ``(k, ph, pw)`` are the outer product ``B_i * A_j``, and 
 product with the window's ``C x (rows * columns)`` features. Both strategies compute the same sums of the same
 weights (cells outside a bin's support get weight exactly 0); :func:`_choose_strategy` picks the cheaper one.
 """
+import contextlib
 import importlib
 import os
 import warnings
-from typing import Callable, NamedTuple, Optional, Tuple, Union
+from typing import Callable, ContextManager, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -298,6 +302,11 @@ class _WindowPool(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_pooled):
+        with _autocast_off(grad_pooled.device.type):   # a backward run inside autocast keeps the products exact
+            return _WindowPool._backward(ctx, grad_pooled)
+
+    @staticmethod
+    def _backward(ctx, grad_pooled):
         cells, *saved = ctx.saved_tensors
         weights = WindowWeights(*saved)
         K, C, PH, PW = grad_pooled.shape
@@ -393,13 +402,30 @@ def _check_inputs(features: torch.Tensor, rois: torch.Tensor, pooled_height: int
         raise ValueError('PrRoIPool: features on {} but rois on {}'.format(features.device, rois.device))
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype PrRoIPool computes in for features of ``dtype``: float64 for float64, float32 for anything else (half
+    precision included, so that box coordinates keep float32's resolution under autocast)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _autocast_off(device_type: str) -> ContextManager:
+    """Autocast disabled for ``device_type`` when it is on (inside, matrix products would run in half precision)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except (RuntimeError, ValueError):   # a device type autocast does not know (meta)
+        enabled = False
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
+
+
 def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
                  spatial_scale: float, backend: Optional[str] = None) -> torch.Tensor:
     """Precise RoI Pooling: the mean of the bilinearly interpolated feature map over each RoI bin.
 
     Args:
-        features: [N, C, H, W] feature maps (float32 or float64; CPU or CUDA).
+        features: [N, C, H, W] feature maps (CPU or CUDA; any floating dtype, computed in float32, or in float64 for
+            float64 features, with autocast off).
         rois: [K, 5] rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates; ``batch_index`` picks the map.
+            Cast to the compute dtype (never to half precision).
         pooled_height, pooled_width: number of bins per RoI (PH, PW).
         spatial_scale: factor from image to feature coordinates (e.g. 1/8).
         backend: ``'auto'`` (the CUDA extension for float32 CUDA tensors when it is available, otherwise pure
@@ -407,7 +433,7 @@ def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int,
             None reads ``$PRROI_POOL_BACKEND`` (default ``'auto'``).
 
     Returns:
-        [K, C, PH, PW]: for bin ``(ph, pw)`` of RoI ``k``, the integral of ``f`` over
+        [K, C, PH, PW] in the compute dtype: for bin ``(ph, pw)`` of RoI ``k``, the integral of ``f`` over
         ``[x1s + pw * bin_w, x1s + (pw + 1) * bin_w] x [y1s + ph * bin_h, y1s + (ph + 1) * bin_h]`` divided by
         ``bin_w * bin_h`` (0 for an empty bin), where ``f(x, y) = sum_ij F[i, j] tri(x - j) tri(y - i)``,
         ``x1s = x1 * spatial_scale`` etc., ``bin_w = max(x2s - x1s, 0) / PW`` and ``bin_h = max(y2s - y1s, 0) / PH``.
@@ -416,13 +442,20 @@ def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int,
     _check_inputs(features, rois, pooled_height, pooled_width)
     pooled_height, pooled_width, spatial_scale = int(pooled_height), int(pooled_width), float(spatial_scale)
     backend = _resolve_backend(backend)
+    with _autocast_off(features.device.type):
+        dtype = compute_dtype(features.dtype)
+        return _dispatch(features.to(dtype), rois.to(dtype), pooled_height, pooled_width, spatial_scale, backend)
+
+
+def _dispatch(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
+              spatial_scale: float, backend: str) -> torch.Tensor:
     if backend == 'cuda':
         if not (features.is_cuda and rois.is_cuda):
             raise RuntimeError("PrRoIPool backend='cuda' needs CUDA tensors, got features on {} and rois on {}; "
                                "use backend='torch' or 'auto' for CPU tensors".format(features.device, rois.device))
         if features.dtype != torch.float32:
-            raise TypeError("PrRoIPool backend='cuda': the CUDA extension takes float32 features, got {}".format(
-                features.dtype))
+            raise TypeError("PrRoIPool backend='cuda': the CUDA extension computes in float32, got {} features"
+                            .format(features.dtype))
         fn = _CUDA_EXTENSION.get()
         if fn is None:
             raise RuntimeError("PrRoIPool backend='cuda' is unavailable: {}".format(_CUDA_EXTENSION.reason))

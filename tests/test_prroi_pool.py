@@ -225,6 +225,34 @@ def test_layouts_and_roi_dtype():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('num_maps', [1, 2])   # one map: the window strategy (a matrix product); two: the taps
+def test_bf16_autocast_pools_in_float32(num_maps):
+    """Under bf16 autocast, with no float32 wrapper, the pool computes in float32: bf16 features (a convolution's
+    output) are cast up and the boxes keep float32's resolution (bf16 has 2-px steps at 300 px)."""
+    torch.manual_seed(10)
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    image = torch.randn(num_maps, 3, 44, 44)
+    offsets = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.3, -0.7, 0.9, 0.45], [1.1, 0.6, -0.8, 1.3]])
+    boxes = torch.tensor([[0.0, 301.3, 297.1, 331.7, 340.9]]).repeat(3, 1)
+    boxes[:, 1:] += offsets
+    boxes[:, 0] = torch.arange(3) % num_maps
+    pool = PrRoIPool2D(5, 5, 1 / 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        features = conv(image)
+        rois = boxes.clone().requires_grad_(True)
+        out = pool(features, rois)
+    assert features.dtype == torch.bfloat16 and out.dtype == torch.float32
+    out.sum().backward()
+    features32 = features.detach().float()
+    rois32 = boxes.clone().requires_grad_(True)
+    expected = prroi_pool2d(features32, rois32, 5, 5, 1 / 8)
+    expected.sum().backward()
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)     # the same float32 computation
+    torch.testing.assert_close(rois.grad, rois32.grad, rtol=0, atol=0)
+    torch.testing.assert_close(out.double(), reference_prroi(features32, boxes, 5, 5, 1 / 8), rtol=1e-5, atol=1e-5)
+    assert (out[0] - out[1]).abs().max() > 1e-3   # sub-pixel box offsets change the pooled values
+
+
 def test_no_rois():
     features = torch.randn(2, 4, 6, 6, requires_grad=True)
     rois = torch.zeros(0, 5, requires_grad=True)
