@@ -4,15 +4,13 @@ The reference below evaluates the definition directly: the bilinear interpolatio
 tri(y - i) is sampled at Gauss-Legendre nodes on every piece of the bin between integer coordinates (where f is
 bilinear, so the quadrature is exact), and the integral is divided by the bin area.
 """
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
 
 from ltr_plugins import prroi_pool as prroi_module
 from ltr_plugins.prroi_pool import PrRoIPool2D, prroi_pool2d
+from ltr_plugins.prroi_pool_backends import LOADERS, BackendUnavailable
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(2)
 
@@ -377,53 +375,6 @@ def test_backend_environment_variable(monkeypatch):
         prroi_pool2d(features, rois, 2, 2, 1.0)
 
 
-def test_cuda_extension_explains_absence():
-    fn = prroi_module._CUDA_EXTENSION.get()
-    assert fn is prroi_module._CUDA_EXTENSION.get()  # imported once
-    assert (fn is None) == bool(prroi_module._CUDA_EXTENSION.reason)
-
-
-@pytest.fixture
-def fake_ltr(tmp_path, monkeypatch):
-    """A fake ``ltr`` package in tmp_path, and an extension loader that has not imported yet; yields the folder where
-    the PreciseRoIPooling submodule's package would be. The real ``ltr`` and its submodules are restored after."""
-    ltr_dir = tmp_path / 'ltr'
-    ltr_dir.mkdir()
-    (ltr_dir / '__init__.py').write_text('')
-    fake = types.ModuleType('ltr')
-    fake.__file__ = str(ltr_dir / '__init__.py')
-    fake.__path__ = [str(ltr_dir)]
-    for name in [n for n in sys.modules if n.startswith('ltr.external')]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, 'ltr', fake)
-    monkeypatch.setattr(prroi_module, '_CUDA_EXTENSION', prroi_module._CudaExtension())
-    before = set(sys.modules)
-    yield ltr_dir / 'external' / 'PreciseRoIPooling' / 'pytorch' / 'prroi_pool'
-    for name in set(sys.modules) - before:
-        if name.startswith('ltr.'):
-            del sys.modules[name]
-
-
-def test_cuda_extension_reports_an_unpopulated_submodule(fake_ltr):
-    (fake_ltr.parent.parent).mkdir(parents=True)   # the empty submodule folder of a checkout
-    assert prroi_module._CUDA_EXTENSION.get() is None
-    assert "No module named 'ltr.external" in prroi_module._CUDA_EXTENSION.reason
-    with pytest.raises(RuntimeError, match='CUDA tensors'):   # the device is checked before the extension
-        prroi_pool2d(torch.randn(1, 1, 2, 2), torch.zeros(1, 5), 1, 1, 1.0, backend='cuda')
-
-
-def test_cuda_extension_is_imported_from_pytrackings_path(fake_ltr):
-    fake_ltr.mkdir(parents=True)
-    (fake_ltr / '__init__.py').write_text('from .functional import prroi_pool2d\n')
-    (fake_ltr / '_helper.py').write_text('MARK = "fake extension"\n')
-    (fake_ltr / 'functional.py').write_text(
-        'from ._helper import MARK\n\n\ndef prroi_pool2d(features, rois, ph, pw, scale):\n    return MARK, ph, pw\n')
-    fn = prroi_module._CUDA_EXTENSION.get()
-    assert fn is not None and fn(None, None, 3, 5, 0.5) == ('fake extension', 3, 5)
-    assert fn.__module__ == prroi_module.CUDA_EXTENSION_MODULE
-    assert prroi_module._CUDA_EXTENSION.get() is fn
-
-
 def test_pytracking_builds_its_prroi_pool_modules_from_the_plugin():
     from ltr.models.bbreg.atom_iou_net import AtomIoUNet
     from ltr.models.target_classifier.initializer import FilterPool
@@ -454,8 +405,11 @@ def test_torch_backend_on_cuda_matches_cpu():
 
 @requires_cuda
 def test_torch_backend_matches_cuda_extension():
-    if prroi_module._CUDA_EXTENSION.get() is None:
-        pytest.skip('CUDA extension unavailable: {}'.format(prroi_module._CUDA_EXTENSION.reason))
+    extension = LOADERS['extension']
+    try:
+        extension.load(torch.device('cuda'))
+    except BackendUnavailable:
+        pytest.skip('CUDA extension unavailable: {}'.format(extension.reason))
     torch.manual_seed(7)
     features = torch.rand(2, 32, 44, 44, device='cuda', requires_grad=True)
     g = torch.Generator().manual_seed(8)
