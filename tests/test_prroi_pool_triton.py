@@ -171,3 +171,15 @@ def test_triton_backend_needs_cuda_or_the_interpreter():
         pytest.skip('the interpreter is on in this process')
     with pytest.raises(RuntimeError, match="backend='triton' needs CUDA tensors"):
         prroi_pool2d(torch.randn(1, 2, 4, 4), torch.tensor([[0.0, 0, 0, 2, 2]]), 2, 2, 1.0, backend='triton')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_auto_pools_cuda_tensors_with_the_triton_kernel():
+    from ltr_plugins.prroi_pool import PrRoIPool2D
+    pool = PrRoIPool2D(5, 5, 1 / 8)
+    features = torch.randn(2, 8, 9, 11, device='cuda')
+    rois = _mixed_rois(2, 9, 11, 1 / 8, seed=9).float().cuda()
+    out = pool(features, rois)
+    assert pool.scope.used == 'triton' and pool.scope.failed == {}
+    exact = reference_prroi(features, rois, 5, 5, 1 / 8)
+    torch.testing.assert_close(out.double().cpu(), exact, **TOLERANCE[torch.float32])
