@@ -127,8 +127,9 @@ def test_triton_box_gradient_matches_finite_differences_of_the_reference(triton_
             plus[0, c] += h
             minus[0, c] -= h
             weights = case['weights'][k:k + 1]
-            fd = ((reference_prroi(case['features'], plus, *case['pooled'], case['scale'])
-                   - reference_prroi(case['features'], minus, *case['pooled'], case['scale'])) * weights).sum() / (2 * h)
+            difference = (reference_prroi(case['features'], plus, *case['pooled'], case['scale'])
+                          - reference_prroi(case['features'], minus, *case['pooled'], case['scale']))
+            fd = (difference * weights).sum() / (2 * h)
             torch.testing.assert_close(results['mixed float64']['rois_grad'][k, c], fd, rtol=1e-6, atol=1e-8)
 
 
