@@ -3,15 +3,18 @@
 # ("Training on several GPUs" / benchmarks) with the date and the GPU. It takes a few minutes (each part is capped,
 # the whole under 8 minutes) and prints:
 #   1. PrRoIPool on CUDA against an exact reference (the quadrature of tests/test_prroi_pool.py, float64) and
-#      against the same op in float64 on the CPU (forward and both gradients), then its time against
-#      torchvision.ops.roi_align, forward + backward, at DiMP's shapes (bench/prroi_pool.py);
+#      against the same op in float64 on the CPU (forward and both gradients): what backend 'auto' runs, and the
+#      Triton kernel in float32 and float64 with host syncs turned into errors; then the time of the pure-PyTorch
+#      op and of the Triton kernel against torchvision.ops.roi_align, forward + backward, at DiMP's shapes
+#      (bench/prroi_pool.py; the Triton kernel fails the part beyond 2 x roi_align's time);
 #   2. one MKDNet and one Super-DiMP training step (batch 20, 352-px crops) in float32, bf16 and fp16: the
 #      MKDNet / Super-DiMP ratio, each mixed / float32 ratio and the peak memory (bench/train_step.py);
 #   3. MKDNet and Super-DiMP tracking FPS on a synthetic sequence (bench/tracking_fps.py);
 #   4. with two GPUs or more: DDP training throughput against the number of GPUs (bench/ddp_scaling.py).
 #
 #   bash bench/gpu_check.sh                 # on the GPU
-#   bash bench/gpu_check.sh --device cpu    # dry run of every part with tiny sizes on the CPU (checks the script)
+#   bash bench/gpu_check.sh --device cpu    # dry run of every part with tiny sizes on the CPU (checks the script;
+#                                           # the Triton kernel runs in Triton's interpreter)
 #
 # Exit status: 0 when every part ran, 1 when one failed (the others still run), 2 without a usable CUDA device.
 set -uo pipefail
@@ -60,56 +63,76 @@ part() {  # part TITLE SECONDS COMMAND...: runs one part with a time cap; a fail
 CAP_FACTOR=1      # on the CPU (a dry run) the caps only end a hang
 [ "$DEVICE" = cpu ] && CAP_FACTOR=5
 if [ "$DEVICE" = cuda ]; then
-    ROIS=1536; BATCHES="8 20"; REPEATS=7; TRAIN_ARGS=(--steps 3 --warmup 1)
+    ROIS=1536; CHANNELS=256; BATCHES="8 20"; REPEATS=7; TRAIN_ARGS=(--steps 3 --warmup 1)
     FPS_ARGS=(--frames 60 --repeats 2 --breakdown-runs 1)
-else
-    ROIS=48; BATCHES="2"; REPEATS=1; TRAIN_ARGS=(--steps 1 --warmup 0 --batch-size 2 --feature-sz 8)
+    TRITON_ENV=; TRITON_BENCH_ARGS=(--batch-sizes 8 20 --repeats 7 --warmup 1 --max-ratio 2)
+else   # the Triton kernel runs in Triton's interpreter, on few RoIs and channels
+    ROIS=12; CHANNELS=16; BATCHES="2"; REPEATS=1; TRAIN_ARGS=(--steps 1 --warmup 0 --batch-size 2 --feature-sz 8)
     FPS_ARGS=(--frames 4 --warmup-frames 2 --repeats 1 --breakdown-runs 1)
+    TRITON_ENV=TRITON_INTERPRET=1; TRITON_BENCH_ARGS=(--batch-sizes 2 --rois 4 --channels 16 --repeats 1 --warmup 0)
 fi
 
-part "1a. PrRoIPool on $DEVICE: exact against the quadrature reference and float64" 120 "$PY" - "$DEVICE" "$ROIS" <<'EOF'
+part "1a. PrRoIPool on $DEVICE: exact against the quadrature reference and float64, no host syncs" 120 \
+    env $TRITON_ENV "$PY" - "$DEVICE" "$ROIS" "$CHANNELS" <<'EOF'
 import sys
 import torch
 sys.path.insert(0, 'tests')
 from test_prroi_pool import reference_prroi          # the definition, integrated directly (float64, CPU)
 from ltr_plugins.prroi_pool import prroi_pool2d
+from ltr_plugins.prroi_pool_backends import IMPLEMENTATIONS, PoolScope
 
-device, num_rois = torch.device(sys.argv[1]), int(sys.argv[2])
+device, num_rois, channels = torch.device(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+# what backend 'auto' runs, then the Triton kernel itself in both dtypes (on the CPU: in Triton's interpreter)
+RUNS = (('auto', torch.float32, 1e-4), ('triton', torch.float32, 1e-4), ('triton', torch.float64, 1e-10))
 generator = torch.Generator().manual_seed(0)
-for name, channels, size, pooled, scale in (('layer2', 256, 44, 5, 1 / 8), ('layer3', 256, 22, 3, 1 / 16)):
+failed = []
+for name, size, pooled, scale in (('layer2', 44, 5, 1 / 8), ('layer3', 22, 3, 1 / 16)):
     maps = 4
     features = torch.randn(maps, channels, size, size, generator=generator, dtype=torch.float64)
     xy = torch.rand(num_rois, 2, generator=generator, dtype=torch.float64) * 300
     wh = torch.rand(num_rois, 2, generator=generator, dtype=torch.float64) * 190 + 10
     rois = torch.cat([torch.arange(num_rois, dtype=torch.float64)[:, None] % maps, xy, xy + wh], dim=1)
-    outputs = {}
-    for label, dev, dtype in (('cpu float64', torch.device('cpu'), torch.float64), ('device float32', device,
-                                                                                  torch.float32)):
+
+    def run(dev, dtype, backend, scope=None, no_sync=False):
         f = features.to(dev, dtype).clone().requires_grad_(True)
         r = rois.to(dev, dtype).clone().requires_grad_(True)
-        out = prroi_pool2d(f, r, pooled, pooled, scale)
+        if no_sync:   # a host read or blocking copy inside the pool raises
+            torch.cuda.set_sync_debug_mode('error')
+        out = prroi_pool2d(f, r, pooled, pooled, scale, backend=backend, scope=scope)
         weights = torch.linspace(-1, 1, out.numel(), dtype=dtype, device=dev).reshape(out.shape)
         (out * weights).sum().backward()
-        outputs[label] = [t.detach().double().cpu() for t in (out, f.grad, r.grad[:, 1:])]
+        if no_sync:
+            torch.cuda.set_sync_debug_mode(0)
+        return [t.detach().double().cpu() for t in (out, f.grad, r.grad[:, 1:])]
+
+    cpu64 = run(torch.device('cpu'), torch.float64, 'torch')
     subset = slice(0, min(num_rois, 48))
     reference = reference_prroi(features, rois[subset], pooled, pooled, scale)
     scale_ref = reference.abs().max().item()
-    exact = (outputs['cpu float64'][0][subset] - reference).abs().max().item() / scale_ref
-    cuda_vs_exact = (outputs['device float32'][0][subset] - reference).abs().max().item() / scale_ref
-    diffs = [((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
-             for a, b in zip(outputs['device float32'], outputs['cpu float64'])]
-    print('{}: {} RoIs on {} maps {}x{}x{}, pooled {}x{}'.format(name, num_rois, maps, channels, size, size, pooled,
-                                                                pooled))
-    print('  max error / max value against the quadrature: float64 op {:.2e}, {} float32 {:.2e}'.format(
-        exact, device.type, cuda_vs_exact))
-    print('  {} float32 vs float64, max error / max value: output {:.2e}, feature grad {:.2e}, box grad {:.2e}'
-          .format(device.type, *diffs))
-    if max(exact, cuda_vs_exact, *diffs) > 1e-4:
-        sys.exit('PrRoIPool on {} disagrees with the exact values'.format(device.type))
+    exact = (cpu64[0][subset] - reference).abs().max().item() / scale_ref
+    print('{}: {} RoIs on {} maps {}x{}x{}, pooled {}x{}; float64 pure-PyTorch op on the CPU vs the quadrature: '
+          '{:.2e}'.format(name, num_rois, maps, channels, size, size, pooled, pooled, exact))
+    for backend, dtype, tolerance in RUNS:
+        scope = PoolScope()
+        no_sync = backend == 'triton' and device.type == 'cuda'
+        outputs = run(device, dtype, backend, scope, no_sync)
+        vs_exact = (outputs[0][subset] - reference).abs().max().item() / scale_ref
+        diffs = [((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item() for a, b in zip(outputs, cpu64)]
+        print('  backend {!r}, {}: ran {}{}'.format(backend, str(dtype)[6:], IMPLEMENTATIONS[scope.used],
+                                                    ', no host sync' if no_sync else ''))
+        print('    max error / max value: vs the quadrature {:.2e}; vs float64 CPU: output {:.2e}, feature grad '
+              '{:.2e}, box grad {:.2e}'.format(vs_exact, *diffs))
+        if max(vs_exact, *diffs) > tolerance:
+            failed.append('{} {} {}'.format(name, backend, dtype))
+if failed:
+    sys.exit('PrRoIPool on {} disagrees with the exact values: {}'.format(device.type, ', '.join(failed)))
 EOF
 
-part "1b. PrRoIPool vs torchvision roi_align, forward + backward (bench/prroi_pool.py)" 120 \
+part "1b. PrRoIPool (pure PyTorch) vs torchvision roi_align, forward + backward (bench/prroi_pool.py)" 120 \
     "$PY" bench/prroi_pool.py --device "$DEVICE" --batch-sizes $BATCHES --repeats "$REPEATS" --warmup 1
+
+part "1c. PrRoIPool (Triton kernel) vs torchvision roi_align, forward + backward (bench/prroi_pool.py)" 120 \
+    env $TRITON_ENV "$PY" bench/prroi_pool.py --device "$DEVICE" --backend triton "${TRITON_BENCH_ARGS[@]}"
 
 part "2a. training step, float32 and bf16 (bench/train_step.py)" 120 \
     "$PY" bench/train_step.py --device "$DEVICE" "${TRAIN_ARGS[@]}" --mixed-precision bf16

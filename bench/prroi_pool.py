@@ -5,7 +5,9 @@ needs); roi_align has no gradient for boxes, so it is timed with only the featur
 roi_align). roi_align uses sampling_ratio=2, aligned=False and the same boxes and output size.
 
 Cases: layer2 [B, 256, 44, 44] pooled 5x5 at 1/8 and layer3 [B, 256, 22, 22] pooled 3x3 at 1/16, with 3*B*128 RoIs
-(boxes inside a 352-px image, widths/heights 10-200 px, spread evenly over the B maps).
+(boxes inside a 352-px image, widths/heights 10-200 px, spread evenly over the B maps); ``--channels`` and ``--rois``
+change the 256 and the number of RoIs (``bench/gpu_check.sh --device cpu`` runs the Triton kernel in Triton's
+interpreter, ``TRITON_INTERPRET=1``, at tiny sizes: its times there say nothing about a GPU).
 
 Then, on one feature map (tracking: DiMP's box refinement pools ten boxes on one search crop), the two strategies
 of the pure-PyTorch implementation, forward + backward with respect to the boxes: 'taps' (a weighted gather per bin)
@@ -14,7 +16,7 @@ and spread over the crop, with the window's area over the largest bin's and the 
 'window' up to ``WINDOW_AREA_FACTOR`` times the largest bin).
 
     python bench/prroi_pool.py [--batch-sizes 2 8] [--repeats 7] [--warmup 2] [--device cpu] [--threads N]
-                               [--max-ratio 2]
+                               [--backend torch|auto|triton|cuda] [--channels 256] [--rois K] [--max-ratio 2]
 
 On a machine shared with other busy processes, multi-threaded ops suffer far more than roi_align's single-threaded
 CPU kernels (every parallel region waits for its slowest thread): check the load averages printed with the table.
@@ -31,6 +33,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ltr_plugins import prroi_pool as prroi_module  # noqa: E402
 from ltr_plugins.prroi_pool import prroi_pool2d  # noqa: E402
+from ltr_plugins.prroi_pool_backends import IMPLEMENTATIONS, PoolScope  # noqa: E402
 
 CASES = [  # name, channels, map size, pooled size, spatial scale
     ('layer2', 256, 44, 5, 1 / 8),
@@ -127,8 +130,11 @@ def main() -> int:
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--backend', default='torch', choices=['auto', 'torch', 'cuda'],
-                        help='PrRoIPool backend (default: torch, the pure-PyTorch implementation)')
+    parser.add_argument('--backend', default='torch', choices=list(prroi_module.BACKENDS),
+                        help='PrRoIPool backend (default: torch, the pure-PyTorch implementation; triton: the Triton '
+                             'kernel, on CUDA or in Triton\'s interpreter)')
+    parser.add_argument('--channels', type=int, default=None, help='feature channels (default: 256)')
+    parser.add_argument('--rois', type=int, default=None, help='RoIs per case (default: 3 * B * 128)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads(N) first (default: leave torch\'s default alone)')
     parser.add_argument('--seed', type=int, default=0)
@@ -148,6 +154,8 @@ def main() -> int:
         torch.get_num_threads(), 'default, not set' if args.threads is None else 'set by --threads',
         os.cpu_count(), torch.backends.cpu.get_cpu_capability()))
     print('load average at start: {}'.format(load_average()))
+    if os.environ.get('TRITON_INTERPRET', '0') not in ('', '0'):
+        print('TRITON_INTERPRET is set: Triton kernels run in the interpreter on the CPU (a check, not a timing)')
     print('forward+backward, median of {} after {} warm-up, the two ops interleaved'.format(args.repeats, args.warmup))
     print('prroi (backend={!r}): grad w.r.t. features and rois | roi_align(sampling_ratio=2, aligned=False): grad '
           'w.r.t. features only (it has none for boxes)'.format(args.backend))
@@ -157,10 +165,12 @@ def main() -> int:
     print('-' * len(header))
 
     generator = torch.Generator().manual_seed(args.seed)
+    scope = PoolScope()   # says which implementation the backend ran
     worst = 0.0
     for name, channels, size, pooled, scale in CASES:
+        channels = args.channels or channels
         for batch in args.batch_sizes:
-            num_rois = 3 * batch * 128
+            num_rois = args.rois or 3 * batch * 128
             features = torch.rand(batch, channels, size, size, generator=generator).to(device)
             rois = make_rois(batch, num_rois, generator).to(device)
             grad_out = torch.randn(num_rois, channels, pooled, pooled, generator=generator).to(device)
@@ -170,7 +180,8 @@ def main() -> int:
 
             def run_prroi():
                 feats_p.grad, rois_p.grad = None, None
-                prroi_pool2d(feats_p, rois_p, pooled, pooled, scale, backend=args.backend).backward(grad_out)
+                prroi_pool2d(feats_p, rois_p, pooled, pooled, scale, backend=args.backend,
+                             scope=scope).backward(grad_out)
 
             def run_roi_align():
                 feats_r.grad = None
@@ -184,8 +195,8 @@ def main() -> int:
                 name, batch, num_rois, 'x'.join(map(str, features.shape)), '{0}x{0}'.format(pooled),
                 t_prroi * 1e3, t_align * 1e3, ratio, min_prroi / min_align))
     print('times are medians; ratio = median prroi / median roi_align; ratio(min) = the same with the fastest runs')
-    print('worst ratio prroi/roi_align: {:.2f}'.format(worst))
-    if args.backend != 'cuda':
+    print('worst ratio prroi/roi_align: {:.2f} (PrRoIPool ran {})'.format(worst, IMPLEMENTATIONS[scope.used]))
+    if args.backend not in ('cuda', 'triton'):   # the two strategies of the pure-PyTorch path
         print()
         strategies(device, generator, args.warmup, args.repeats)
     print('load average at end: {}'.format(load_average()))

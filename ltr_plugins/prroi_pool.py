@@ -1,9 +1,12 @@
 """Precise RoI Pooling (PrRoIPool, Jiang et al., "Acquisition of Localization Confidence for Accurate Object
-Detection", ECCV 2018) in pure PyTorch, dispatching to the original CUDA extension where it loads.
+Detection", ECCV 2018): the definition, the public op and its pure-PyTorch implementation.
 
-pytracking builds its ``PrRoIPool2D`` modules from here (``settings/pytracking_patches/09-prroi-pool-import.patch``):
-for float32 CUDA tensors :func:`prroi_pool2d` calls the extension of the ``ltr/external/PreciseRoIPooling``
-submodule when that is populated and builds, and the pure-PyTorch op below otherwise.
+pytracking builds its ``PrRoIPool2D`` modules from here (``settings/pytracking_patches/09-prroi-pool-import.patch``).
+CPU tensors are pooled by the pure-PyTorch op below, CUDA tensors by the plugin's Triton kernels
+(:mod:`ltr_plugins.prroi_pool_triton`), falling back to the CUDA extension of pytracking's ``PreciseRoIPooling``
+submodule and then to the pure-PyTorch op when one fails (:mod:`ltr_plugins.prroi_pool_backends` says which runs and
+what happens on a failure). Every implementation computes in float32 (float64 for float64 features), whatever the
+autocast state: half-precision features are cast up inside, and the boxes are never cast to half precision.
 
 Definition (the one the CUDA op implements):
 
@@ -28,56 +31,23 @@ in, the weights of bin ``(k, ph, pw)`` are the outer product ``B_i * A_j``, and 
 product with the window's ``C x (rows * columns)`` features. Both strategies compute the same sums of the same
 weights (cells outside a bin's support get weight exactly 0); :func:`_choose_strategy` picks the cheaper one.
 """
-import importlib
+import contextlib
 import os
-import warnings
-from typing import Callable, NamedTuple, Optional, Tuple, Union
+from typing import ContextManager, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from ltr_plugins.prroi_pool_backends import PoolScope, plan
+
 __all__ = ['PrRoIPool2D', 'prroi_pool2d']
 
-BACKENDS = ('auto', 'torch', 'cuda')
+BACKENDS = ('auto', 'torch', 'triton', 'cuda')
 BACKEND_ENV_VAR = 'PRROI_POOL_BACKEND'
-# pytracking's own path to the PreciseRoIPooling submodule (a CUDA extension, JIT-compiled on its first call).
-CUDA_EXTENSION_MODULE = 'ltr.external.PreciseRoIPooling.pytorch.prroi_pool.functional'
 
 Window = Tuple[int, int, int, int]   # first row, last row, first column, last column (inclusive), in map cells
-
-
-class _CudaExtension:
-    """The submodule's ``prroi_pool2d``, imported on first use; ``reason`` says why it is unavailable."""
-
-    def __init__(self):
-        self.imported = False
-        self.fn: Optional[Callable] = None
-        self.reason: Optional[str] = 'not imported yet'
-
-    def get(self) -> Optional[Callable]:
-        if not self.imported:
-            self.imported = True
-            try:
-                self.fn, self.reason = importlib.import_module(CUDA_EXTENSION_MODULE).prroi_pool2d, None
-            except ImportError as exc:   # the submodule is not populated (most checkouts)
-                self.reason = 'the PreciseRoIPooling submodule does not import ({!r})'.format(exc)
-            except Exception as exc:     # an unusable submodule must not break the pure-PyTorch path
-                self.reason = 'importing the PreciseRoIPooling submodule failed: {!r}'.format(exc)
-        return self.fn
-
-    def disable(self, reason: str) -> None:
-        self.fn, self.reason = None, reason
-
-
-_CUDA_EXTENSION = _CudaExtension()
-
-
-def cuda_extension_unavailable() -> Optional[str]:
-    """None when the CUDA extension imports (``backend='auto'`` then uses it for float32 CUDA tensors), otherwise
-    why not."""
-    return None if _CUDA_EXTENSION.get() is not None else _CUDA_EXTENSION.reason
 
 
 def _resolve_backend(backend: Optional[str]) -> str:
@@ -298,6 +268,11 @@ class _WindowPool(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_pooled):
+        with _autocast_off(grad_pooled.device.type):   # a backward run inside autocast keeps the products exact
+            return _WindowPool._backward(ctx, grad_pooled)
+
+    @staticmethod
+    def _backward(ctx, grad_pooled):
         cells, *saved = ctx.saved_tensors
         weights = WindowWeights(*saved)
         K, C, PH, PW = grad_pooled.shape
@@ -393,21 +368,53 @@ def _check_inputs(features: torch.Tensor, rois: torch.Tensor, pooled_height: int
         raise ValueError('PrRoIPool: features on {} but rois on {}'.format(features.device, rois.device))
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype PrRoIPool computes in for features of ``dtype``: float64 for float64, float32 for anything else (half
+    precision included, so that box coordinates keep float32's resolution under autocast)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _autocast_off(device_type: str) -> ContextManager:
+    """Autocast disabled for ``device_type`` when it is on (inside, matrix products would run in half precision)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except (RuntimeError, ValueError):   # a device type autocast does not know (meta)
+        enabled = False
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
+
+
+def _check_backend_device(backend: str, features: torch.Tensor, rois: torch.Tensor) -> None:
+    if backend == 'cuda' and not (features.is_cuda and rois.is_cuda):
+        raise RuntimeError("PrRoIPool backend='cuda' needs CUDA tensors, got features on {} and rois on {}; "
+                           "use backend='torch' or 'auto' for CPU tensors".format(features.device, rois.device))
+    if backend == 'cuda' and features.dtype == torch.float64:
+        raise TypeError("PrRoIPool backend='cuda': the CUDA extension computes in float32, got float64 features")
+    if backend == 'triton' and not features.is_cuda and os.environ.get('TRITON_INTERPRET', '0') in ('', '0'):
+        raise RuntimeError("PrRoIPool backend='triton' needs CUDA tensors (or Triton's interpreter, "
+                           "TRITON_INTERPRET=1 before Triton is imported), got features on {}".format(features.device))
+
+
 def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
-                 spatial_scale: float, backend: Optional[str] = None) -> torch.Tensor:
+                 spatial_scale: float, backend: Optional[str] = None,
+                 scope: Optional[PoolScope] = None) -> torch.Tensor:
     """Precise RoI Pooling: the mean of the bilinearly interpolated feature map over each RoI bin.
 
     Args:
-        features: [N, C, H, W] feature maps (float32 or float64; CPU or CUDA).
+        features: [N, C, H, W] feature maps (CPU or CUDA; any floating dtype, computed in float32, or in float64 for
+            float64 features, with autocast off).
         rois: [K, 5] rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates; ``batch_index`` picks the map.
+            Cast to the compute dtype (never to half precision).
         pooled_height, pooled_width: number of bins per RoI (PH, PW).
         spatial_scale: factor from image to feature coordinates (e.g. 1/8).
-        backend: ``'auto'`` (the CUDA extension for float32 CUDA tensors when it is available, otherwise pure
-            PyTorch), ``'torch'`` (always pure PyTorch) or ``'cuda'`` (the extension, or an error saying why not).
-            None reads ``$PRROI_POOL_BACKEND`` (default ``'auto'``).
+        backend: ``'auto'`` (CPU tensors: pure PyTorch; CUDA tensors: the Triton kernel, falling back to the CUDA
+            extension (float32) and then to pure PyTorch when one fails), ``'torch'``, ``'triton'`` or ``'cuda'``
+            (the extension): that implementation only, or an error saying why not. None reads
+            ``$PRROI_POOL_BACKEND`` (default ``'auto'``). See :mod:`ltr_plugins.prroi_pool_backends`.
+        scope: remembers the implementations that failed, so that they are not tried again (a ``PrRoIPool2D``
+            passes its own); None: a fresh one for this call.
 
     Returns:
-        [K, C, PH, PW]: for bin ``(ph, pw)`` of RoI ``k``, the integral of ``f`` over
+        [K, C, PH, PW] in the compute dtype: for bin ``(ph, pw)`` of RoI ``k``, the integral of ``f`` over
         ``[x1s + pw * bin_w, x1s + (pw + 1) * bin_w] x [y1s + ph * bin_h, y1s + (ph + 1) * bin_h]`` divided by
         ``bin_w * bin_h`` (0 for an empty bin), where ``f(x, y) = sum_ij F[i, j] tri(x - j) tri(y - i)``,
         ``x1s = x1 * spatial_scale`` etc., ``bin_w = max(x2s - x1s, 0) / PW`` and ``bin_h = max(y2s - y1s, 0) / PH``.
@@ -416,31 +423,19 @@ def prroi_pool2d(features: torch.Tensor, rois: torch.Tensor, pooled_height: int,
     _check_inputs(features, rois, pooled_height, pooled_width)
     pooled_height, pooled_width, spatial_scale = int(pooled_height), int(pooled_width), float(spatial_scale)
     backend = _resolve_backend(backend)
-    if backend == 'cuda':
-        if not (features.is_cuda and rois.is_cuda):
-            raise RuntimeError("PrRoIPool backend='cuda' needs CUDA tensors, got features on {} and rois on {}; "
-                               "use backend='torch' or 'auto' for CPU tensors".format(features.device, rois.device))
-        if features.dtype != torch.float32:
-            raise TypeError("PrRoIPool backend='cuda': the CUDA extension takes float32 features, got {}".format(
-                features.dtype))
-        fn = _CUDA_EXTENSION.get()
-        if fn is None:
-            raise RuntimeError("PrRoIPool backend='cuda' is unavailable: {}".format(_CUDA_EXTENSION.reason))
-        return fn(features, rois.to(features.dtype), pooled_height, pooled_width, spatial_scale)
-    if backend == 'auto' and features.is_cuda and features.dtype == torch.float32:
-        fn = _CUDA_EXTENSION.get()
-        if fn is not None:
-            try:
-                return fn(features, rois.to(features.dtype), pooled_height, pooled_width, spatial_scale)
-            except ImportError as exc:  # the submodule raises this when the JIT build of its kernels fails
-                _CUDA_EXTENSION.disable('building the CUDA extension failed: {!r}'.format(exc))
-                warnings.warn('PrRoIPool: {}; falling back to the pure-PyTorch implementation'.format(
-                    _CUDA_EXTENSION.reason))
-    return _prroi_pool2d_torch(features, rois, pooled_height, pooled_width, spatial_scale)
+    _check_backend_device(backend, features, rois)
+    dtype = compute_dtype(features.dtype)
+    with _autocast_off(features.device.type):
+        features, rois = features.to(dtype), rois.to(dtype)
+        return (scope if scope is not None else PoolScope()).pool(
+            plan(backend, features.device, dtype), _prroi_pool2d_torch, features, rois, pooled_height, pooled_width,
+            spatial_scale)
 
 
 class PrRoIPool2D(nn.Module):
-    """Precise RoI Pooling as a module; see :func:`prroi_pool2d` for the definition and the backends."""
+    """Precise RoI Pooling as a module; see :func:`prroi_pool2d` for the definition and the backends. An
+    implementation that fails in this module is said once and not tried again here (``scope``); other modules are
+    not affected."""
 
     def __init__(self, pooled_height: int, pooled_width: int, spatial_scale: float, backend: Optional[str] = None):
         super().__init__()
@@ -450,10 +445,11 @@ class PrRoIPool2D(nn.Module):
         if backend is not None:
             _resolve_backend(backend)  # fail at construction rather than on the first forward
         self.backend = backend
+        self.scope = PoolScope()   # this pool's memory of the implementations that failed
 
     def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         return prroi_pool2d(features, rois, self.pooled_height, self.pooled_width, self.spatial_scale,
-                            backend=self.backend)
+                            backend=self.backend, scope=self.scope)
 
     def extra_repr(self) -> str:
         text = 'pooled_height={}, pooled_width={}, spatial_scale={}'.format(

@@ -176,12 +176,18 @@ def check_torch(report: Report) -> None:
         report.ok('PrRoIPool on the CPU: the plugin\'s pure-PyTorch op')
     except Exception as exc:
         report.fail('PrRoIPool on the CPU fails: {!r}'.format(exc), REINSTALL)
-    if torch.cuda.is_available():
-        reason = prroi_pool.cuda_extension_unavailable()
-        if reason is None:
-            report.ok('PrRoIPool on the GPU: the CUDA extension of pytracking\'s PreciseRoIPooling submodule')
+    from ltr_plugins.prroi_pool_backends import IMPLEMENTATIONS, cuda_report
+    try:
+        name, not_used = cuda_report(prroi_pool.prroi_pool2d)   # with a GPU: pools there and names what ran
+    except Exception as exc:
+        report.fail('PrRoIPool on the GPU fails: {!r}'.format(exc), REINSTALL)
+    else:
+        if torch.cuda.is_available():
+            report.ok('PrRoIPool on the GPU: {}'.format(IMPLEMENTATIONS[name]))
         else:
-            report.ok('PrRoIPool on the GPU: the plugin\'s pure-PyTorch op ({})'.format(reason))
+            report.info('PrRoIPool on CUDA tensors would use {} (not run: no GPU)'.format(IMPLEMENTATIONS[name]))
+        for note in not_used:
+            report.info('  not {}'.format(note))
 
 
 def check_jpeg(report: Report) -> None:

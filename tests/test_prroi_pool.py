@@ -4,15 +4,13 @@ The reference below evaluates the definition directly: the bilinear interpolatio
 tri(y - i) is sampled at Gauss-Legendre nodes on every piece of the bin between integer coordinates (where f is
 bilinear, so the quadrature is exact), and the integral is divided by the bin area.
 """
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
 
 from ltr_plugins import prroi_pool as prroi_module
 from ltr_plugins.prroi_pool import PrRoIPool2D, prroi_pool2d
+from ltr_plugins.prroi_pool_backends import LOADERS, BackendUnavailable
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(2)
 
@@ -225,6 +223,34 @@ def test_layouts_and_roi_dtype():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('num_maps', [1, 2])   # one map: the window strategy (a matrix product); two: the taps
+def test_bf16_autocast_pools_in_float32(num_maps):
+    """Under bf16 autocast, with no float32 wrapper, the pool computes in float32: bf16 features (a convolution's
+    output) are cast up and the boxes keep float32's resolution (bf16 has 2-px steps at 300 px)."""
+    torch.manual_seed(10)
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    image = torch.randn(num_maps, 3, 44, 44)
+    offsets = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.3, -0.7, 0.9, 0.45], [1.1, 0.6, -0.8, 1.3]])
+    boxes = torch.tensor([[0.0, 301.3, 297.1, 331.7, 340.9]]).repeat(3, 1)
+    boxes[:, 1:] += offsets
+    boxes[:, 0] = torch.arange(3) % num_maps
+    pool = PrRoIPool2D(5, 5, 1 / 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        features = conv(image)
+        rois = boxes.clone().requires_grad_(True)
+        out = pool(features, rois)
+    assert features.dtype == torch.bfloat16 and out.dtype == torch.float32
+    out.sum().backward()
+    features32 = features.detach().float()
+    rois32 = boxes.clone().requires_grad_(True)
+    expected = prroi_pool2d(features32, rois32, 5, 5, 1 / 8)
+    expected.sum().backward()
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)     # the same float32 computation
+    torch.testing.assert_close(rois.grad, rois32.grad, rtol=0, atol=0)
+    torch.testing.assert_close(out.double(), reference_prroi(features32, boxes, 5, 5, 1 / 8), rtol=1e-5, atol=1e-5)
+    assert (out[0] - out[1]).abs().max() > 1e-3   # sub-pixel box offsets change the pooled values
+
+
 def test_no_rois():
     features = torch.randn(2, 4, 6, 6, requires_grad=True)
     rois = torch.zeros(0, 5, requires_grad=True)
@@ -349,53 +375,6 @@ def test_backend_environment_variable(monkeypatch):
         prroi_pool2d(features, rois, 2, 2, 1.0)
 
 
-def test_cuda_extension_explains_absence():
-    fn = prroi_module._CUDA_EXTENSION.get()
-    assert fn is prroi_module._CUDA_EXTENSION.get()  # imported once
-    assert (fn is None) == bool(prroi_module._CUDA_EXTENSION.reason)
-
-
-@pytest.fixture
-def fake_ltr(tmp_path, monkeypatch):
-    """A fake ``ltr`` package in tmp_path, and an extension loader that has not imported yet; yields the folder where
-    the PreciseRoIPooling submodule's package would be. The real ``ltr`` and its submodules are restored after."""
-    ltr_dir = tmp_path / 'ltr'
-    ltr_dir.mkdir()
-    (ltr_dir / '__init__.py').write_text('')
-    fake = types.ModuleType('ltr')
-    fake.__file__ = str(ltr_dir / '__init__.py')
-    fake.__path__ = [str(ltr_dir)]
-    for name in [n for n in sys.modules if n.startswith('ltr.external')]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, 'ltr', fake)
-    monkeypatch.setattr(prroi_module, '_CUDA_EXTENSION', prroi_module._CudaExtension())
-    before = set(sys.modules)
-    yield ltr_dir / 'external' / 'PreciseRoIPooling' / 'pytorch' / 'prroi_pool'
-    for name in set(sys.modules) - before:
-        if name.startswith('ltr.'):
-            del sys.modules[name]
-
-
-def test_cuda_extension_reports_an_unpopulated_submodule(fake_ltr):
-    (fake_ltr.parent.parent).mkdir(parents=True)   # the empty submodule folder of a checkout
-    assert prroi_module._CUDA_EXTENSION.get() is None
-    assert "No module named 'ltr.external" in prroi_module._CUDA_EXTENSION.reason
-    with pytest.raises(RuntimeError, match='CUDA tensors'):   # the device is checked before the extension
-        prroi_pool2d(torch.randn(1, 1, 2, 2), torch.zeros(1, 5), 1, 1, 1.0, backend='cuda')
-
-
-def test_cuda_extension_is_imported_from_pytrackings_path(fake_ltr):
-    fake_ltr.mkdir(parents=True)
-    (fake_ltr / '__init__.py').write_text('from .functional import prroi_pool2d\n')
-    (fake_ltr / '_helper.py').write_text('MARK = "fake extension"\n')
-    (fake_ltr / 'functional.py').write_text(
-        'from ._helper import MARK\n\n\ndef prroi_pool2d(features, rois, ph, pw, scale):\n    return MARK, ph, pw\n')
-    fn = prroi_module._CUDA_EXTENSION.get()
-    assert fn is not None and fn(None, None, 3, 5, 0.5) == ('fake extension', 3, 5)
-    assert fn.__module__ == prroi_module.CUDA_EXTENSION_MODULE
-    assert prroi_module._CUDA_EXTENSION.get() is fn
-
-
 def test_pytracking_builds_its_prroi_pool_modules_from_the_plugin():
     from ltr.models.bbreg.atom_iou_net import AtomIoUNet
     from ltr.models.target_classifier.initializer import FilterPool
@@ -426,8 +405,11 @@ def test_torch_backend_on_cuda_matches_cpu():
 
 @requires_cuda
 def test_torch_backend_matches_cuda_extension():
-    if prroi_module._CUDA_EXTENSION.get() is None:
-        pytest.skip('CUDA extension unavailable: {}'.format(prroi_module._CUDA_EXTENSION.reason))
+    extension = LOADERS['extension']
+    try:
+        extension.load(torch.device('cuda'))
+    except BackendUnavailable:
+        pytest.skip('CUDA extension unavailable: {}'.format(extension.reason))
     torch.manual_seed(7)
     features = torch.rand(2, 32, 44, 44, device='cuda', requires_grad=True)
     g = torch.Generator().manual_seed(8)
