@@ -83,7 +83,7 @@ class Preset:
 _CPU = dict(train_sequences=32, train_frames=60, val_sequences=8, val_iterations=6, test_sequences=16, test_frames=50,
             image_width=640, image_height=360, train_target_min=24.0, train_target_max=72.0, test_target_min=4.0,
             test_target_max=14.0, degrade_target_size=7.5, backbone='resnet18', feature_sz=6, batch_size=8,
-            iterations_per_epoch=25, teacher_epochs=30, teacher_lr=1e-3, teacher_lr_step=22, student_epochs=4,
+            iterations_per_epoch=25, teacher_epochs=16, teacher_lr=1e-3, teacher_lr_step=11, student_epochs=4,
             student_lr=2e-4, student_lr_step=3, max_gap=30, frames_per_sample=2, proposals_per_frame=32,
             not_found_threshold=0.0, seeds=1)
 
