@@ -6,8 +6,13 @@ zero size as invalid: a box is present when its four values are finite and its w
 import numpy as np
 
 
-def box_present(boxes: np.ndarray) -> np.ndarray:
-    """Mask over the leading dimensions of ``[..., 4]`` ``x, y, w, h`` boxes: finite, with positive width and height."""
+def box_present(boxes):
+    """Mask over the leading dimensions of ``[..., 4]`` ``x, y, w, h`` boxes: finite, with positive width and height.
+
+    ``boxes`` is anything numpy reads (the mask is a numpy array), or a torch tensor, on any device (the mask is a
+    tensor on that device)."""
+    if hasattr(boxes, 'isfinite'):                   # a torch tensor: computed where it lies, no host copy
+        return boxes.isfinite().all(dim=-1) & (boxes[..., 2] > 0) & (boxes[..., 3] > 0)
     boxes = np.asarray(boxes, dtype=np.float64)
     with np.errstate(invalid='ignore'):
         return np.all(np.isfinite(boxes), axis=-1) & (boxes[..., 2] > 0) & (boxes[..., 3] > 0)

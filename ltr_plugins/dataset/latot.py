@@ -8,6 +8,7 @@ from ltr.data.image_loader import jpeg4py_loader
 from ltr.dataset.base_video_dataset import BaseVideoDataset
 
 from ltr_plugins import latot_data
+from ltr_plugins.common.boxes import box_present
 
 
 class LaTOT(BaseVideoDataset):
@@ -68,7 +69,7 @@ class LaTOT(BaseVideoDataset):
 
     def get_sequence_info(self, seq_id: int) -> dict:
         bbox = self._boxes(seq_id).clone()
-        valid = torch.isfinite(bbox).all(dim=1) & (bbox[:, 2] > 0) & (bbox[:, 3] > 0)
+        valid = box_present(bbox)
         return {'bbox': bbox, 'valid': valid, 'visible': valid.clone().byte()}
 
     def get_class_name(self, seq_id: int) -> str:

@@ -26,6 +26,8 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
+from ltr_plugins.common.boxes import box_present
+
 # KLDiMPActor's marker of an invalid test box (x >= 99999).
 INVALID_BOX_X = 99999.0
 
@@ -59,9 +61,8 @@ def degraded_size(crop_size: Tuple[int, int], mean_box_wh: Tuple[float, float], 
 
 
 def valid_boxes(boxes: torch.Tensor) -> torch.Tensor:
-    """Mask (over all but the last dim) of boxes with a finite, positive size that are not marked invalid."""
-    finite = torch.isfinite(boxes).all(dim=-1)
-    return finite & (boxes[..., 2] > 0) & (boxes[..., 3] > 0) & (boxes[..., 0] < INVALID_BOX_X)
+    """Mask (over all but the last dim) of boxes that are present and not marked invalid by ltr's processing."""
+    return box_present(boxes) & (boxes[..., 0] < INVALID_BOX_X)
 
 
 class Degraded(NamedTuple):

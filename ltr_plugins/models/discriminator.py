@@ -46,10 +46,8 @@ class FeatureDiscriminator(nn.Module):
         detached = {name: p.detach() for name, p in self.layers.named_parameters()}
         return functional_call(self.layers, detached, (features,)).squeeze(-1)
 
-    def forward(self, features: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Probability that ``features`` come from the teacher (the sigmoid of :meth:`logits`)."""
-        if frozen:
-            return torch.sigmoid(self.frozen_logits(features))
         return torch.sigmoid(self.logits(features))
 
 

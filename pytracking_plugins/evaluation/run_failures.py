@@ -3,9 +3,9 @@ status (patch ``07-failure-summary``).
 
 pytracking's ``run_sequence`` prints a tracker's exception and goes on with the next sequence, so a missing network
 prints the same message for every sequence of the dataset and the command still succeeds. The patched
-``run_sequence`` hands the exception to :func:`sequence_failure` (which prints a repeated message once) and returns
-its message, and :func:`report_failures` groups the failures by message, printing each distinct cause once with the
-number and names of the sequences it stopped.
+``run_sequence`` hands the exception to :func:`sequence_failure` (which prints it in one short line) and returns its
+message, and :func:`report_failures` groups the failures by message, printing each distinct cause in full once with
+the number and names of the sequences it stopped.
 """
 import collections
 from typing import Iterable, List, Optional, Tuple
@@ -13,18 +13,15 @@ from typing import Iterable, List, Optional, Tuple
 Failure = Tuple[str, str, str]   # (tracker, sequence, message)
 
 _SHOWN_NAMES = 10
-_printed = set()   # the failure messages this process has printed in full
+SHORT_LINE = 120     # characters of a failure's message printed while tracking (the summary has it in full)
 
 
 def sequence_failure(error: BaseException) -> str:
-    """The message of a sequence's failure, for :func:`report_failures`; printed in full the first time this process
-    meets it, and as one short line after that (a missing network would otherwise print it for every sequence)."""
+    """The message of a sequence's failure, for :func:`report_failures`, printed in one short line (a missing network
+    would otherwise print its long message for every sequence)."""
     message = '{}: {}'.format(type(error).__name__, error)
-    if message in _printed:
-        print('Failed: the same {} as above.'.format(type(error).__name__))
-    else:
-        _printed.add(message)
-        print(message)
+    line = message.splitlines()[0] if message.strip() else message
+    print('Failed: ' + (line if len(line) <= SHORT_LINE else line[:SHORT_LINE - 3] + '...'))
     return message
 
 
