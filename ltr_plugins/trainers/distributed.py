@@ -4,7 +4,8 @@
 with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address in the environment. The train setting calls
 :func:`init_from_env` first; it joins the process group (NCCL when the process has a GPU, gloo on the CPU), puts each
 process on its own GPU (``LOCAL_RANK``); :func:`main_process_output` silences the standard output of every process
-but rank 0 for the duration of a block (errors still reach standard error). Without ``WORLD_SIZE > 1`` nothing happens and every helper
+but rank 0 for the duration of a block (errors still reach standard error). Without ``WORLD_SIZE > 1`` nothing
+happens and every helper
 below is the identity: a single-process run is exactly what it was.
 
 Conventions (the README's "Training" section says the same):

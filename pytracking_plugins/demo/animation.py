@@ -2,8 +2,8 @@
 
 Each frame shows, left, the whole frame (scaled down) with every tracker's box and a yellow rectangle around the
 zoomed region and, right, that region blown up (nearest neighbour, so pixels stay pixels) with the ground truth
-(white) and every tracker's box in its colour; a legend names the colours. The zoomed region follows the ground truth (it stays put while the
-target is absent) and is a fixed multiple of the sequence's median target size.
+(white) and every tracker's box in its colour; a legend names the colours. The zoomed region follows the ground
+truth (it stays put while the target is absent) and is a fixed multiple of the sequence's median target size.
 """
 import os
 from typing import Dict, List, Mapping, Sequence

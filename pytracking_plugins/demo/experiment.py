@@ -121,11 +121,12 @@ class Experiment:
                        lambda s=split: self.write_split(s), [self.paths.data(split)])
         data = [self.keys['train data'], self.keys['val data']]
         self._step(steps, progress, 'train teacher', self.preset.teacher_sizes(self.data_seed), data,
-                   lambda: self.train('teacher', None), [self.paths.training('teacher'), self._network('teacher', None)])
+                   lambda: self.train('teacher', None),
+                   [self.paths.training('teacher'), self._network('teacher', None)])
         for variant, seed in self.students():
             name = 'train ' + self.paths.run_name(variant, seed)
-            self._step(steps, progress, name, self.preset.student_sizes(variant, seed), data + [self.keys['train teacher']],
-                       lambda v=variant, s=seed: self.train(v, s),
+            self._step(steps, progress, name, self.preset.student_sizes(variant, seed),
+                       data + [self.keys['train teacher']], lambda v=variant, s=seed: self.train(v, s),
                        [self.paths.training(variant, seed), self._network(variant, seed)])
         for variant, seed in self.trackers():
             run = self.paths.run_name(variant, seed)

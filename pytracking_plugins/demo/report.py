@@ -120,10 +120,10 @@ def student_section(experiment: Experiment, folder: str) -> List[str]:
     panels = [('MKDNet: Eq. 11 terms as they enter L_tot (log scale)', {name[len('Eq11/'):]: mkdnet[name] for name in
                                                                curves.statistics_with('Eq11/', {'': mkdnet})})]
     for level in ('iou', 'cls'):
-        panels.append(('RDM_{}: gate open (share), teacher better (share)'.format(level), {**{'{} gate'.format(k): c for k, c in curves.labelled(
-                           runs, 'RDM/open_' + level).items()},
-                                        **{'{} teacher better'.format(k): c for k, c in curves.labelled(
-                                            runs, 'RDM/teacher_better_' + level).items()}}))
+        gates = {'{} gate'.format(k): c for k, c in curves.labelled(runs, 'RDM/open_' + level).items()}
+        better = {'{} teacher better'.format(k): c
+                  for k, c in curves.labelled(runs, 'RDM/teacher_better_' + level).items()}
+        panels.append(('RDM_{}: gate open (share), teacher better (share)'.format(level), {**gates, **better}))
     for name in ('feature', 'score', 'iou'):
         panels.append(('Student-teacher distance, {} level (training)'.format(name),
                        curves.labelled(runs, 'Distance/' + {'feature': 'cons', 'score': 'score_d',

@@ -259,7 +259,8 @@ def _build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
     active = kd.active_distillation_terms(settings.loss_weight)
     student, source = initial_network(settings)
     if settings.init == 'random':
-        print('MKDNet: RANDOM INITIALISATION ({}): no trained network is loaded.'.format(source))
+        print('MKDNet: RANDOM INITIALISATION ({}): no trained network is loaded.'.format(
+            settings.random_init_reason))
     else:
         print('MKDNet: initialised from {}'.format(source))
     discriminators = None
