@@ -428,6 +428,74 @@ def test_planted_pickle_never_runs(env, tmp_path):
     assert 0 < evaluation.scores()['Commas']['SR'] < 1 and not marker.exists()
 
 
+def _forge(path: str, change) -> None:
+    """Rewrites the cache at ``path`` with ``change(key, curves) -> (key, curves, digest or None)`` applied to its
+    entry, as someone editing the npz would (digest None: the old one is kept)."""
+    cache = C.CurveCache.load(path)
+    (key, curves), = cache.entries.items()
+    new_key, forged, digest = change(key, curves)
+    arrays = {'format': np.array([C.CACHE_FORMAT]), 'keys': np.array([new_key], dtype='<U40'),
+              'digests': np.array([digest or C.entry_digest(key, curves)], dtype='<U40')}
+    for field, value in forged._asdict().items():
+        arrays['entry0_' + field] = np.asarray(value, dtype=np.int64 if field in C._COUNT_FIELDS else np.float64)
+    with open(path, 'wb') as f:
+        np.savez(f, **arrays)
+
+
+FORGERIES = {
+    # The issue's case: valid shapes, SR 7.5, the digest recomputed too.
+    'out of range': (lambda key, c: (key, c._replace(success=np.full_like(c.success, 7.5)), C.entry_digest(
+        key, c._replace(success=np.full_like(c.success, 7.5)))), 'success value 7.5 outside [0, 1]'),
+    'edited value': (lambda key, c: (key, c._replace(success=c.success * 0.5), None),
+                     'its values do not match its digest'),
+    'not frame counts': (lambda key, c: (key, c._replace(success=c.success * 0.999), C.entry_digest(
+        key, c._replace(success=c.success * 0.999))), 'success values that are not frame counts of their sequences'),
+    'partly NaN': (lambda key, c: (key, c._replace(precision=np.where(np.arange(51) == 3, np.nan, c.precision)),
+                                   C.entry_digest(key, c._replace(precision=np.where(np.arange(51) == 3, np.nan,
+                                                                                     c.precision)))),
+                   'precision curve partly NaN'),
+}
+
+
+@pytest.mark.parametrize('forgery', sorted(FORGERIES))
+def test_a_forged_cache_entry_is_recomputed_with_one_line(forgery, env, tmp_path):
+    output = str(tmp_path / 'report')
+    reference = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+    path = os.path.join(output, C.CACHE_FILE_NAME)
+    change, reason = FORGERIES[forgery]
+    _forge(path, change)
+    result = run_command('pytracking_plugins.analysis.latot', [
+        '--results', env.external['Commas'], '--output-dir', output, '--no-plots', '--json',
+        str(tmp_path / 'scores.json')], env.settings)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        'Ignoring 1 of the 1 entries of the analysis cache {} (entry 0: {}); their scores are recomputed and the '
+        'file rewritten'.format(path, reason)]
+    with open(str(tmp_path / 'scores.json')) as f:
+        assert json.load(f)['overall']['Commas']['SR'] == reference.scores()['Commas']['SR']
+    assert len(C.CurveCache.load(path).entries) == 1                         # rewritten, valid
+
+
+def test_a_cache_entry_for_other_frame_counts_is_not_used(env, tmp_path, capsys):
+    """A key that matches, with values made for other denominators (a forged or foreign file): recomputed."""
+    output = str(tmp_path / 'report')
+    reference = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+    path = os.path.join(output, C.CACHE_FILE_NAME)
+
+    def fewer_frames(key, curves):
+        forged = curves._replace(num_valid=curves.num_valid * 2, precision=curves.precision / 2,
+                                 norm_precision=curves.norm_precision / 2, success=curves.success / 2)
+        return key, forged, C.entry_digest(key, forged)
+    _forge(path, fewer_frames)
+    capsys.readouterr()
+    evaluation = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+    assert evaluation.scores() == reference.scores()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith('Ignoring entry ') and line.endswith(
+        'of the analysis cache {}: it was made for other frame counts than these sequences have; its scores are '
+        'recomputed'.format(path))
+
+
 # Bad results ------------------------------------------------------------------------------------------------------
 
 def test_missing_results_are_listed_unless_skipped(env, tmp_path):

@@ -99,10 +99,13 @@ def _ground_truth(sequences: Sequence, protocol: Protocol, absent_flags: Optiona
     truth = dict(gt=gt, lengths=lengths, fingerprint=key, protocol=protocol)
     if protocol is Protocol.PAPER:
         truth['valid'] = flags
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        truth['num_valid'] = (np.add.reduceat(flags.astype(np.int64), starts) if len(lengths)
+                              else np.zeros(0, dtype=np.int64))
     else:
         with np.errstate(invalid='ignore'):
             positive = np.all(gt > 0, axis=1)
-        truth.update(absent=flags, frame_counts={'absent_flagged': int(flags.sum()),
+        truth.update(num_valid=lengths, absent=flags, frame_counts={'absent_flagged': int(flags.sum()),
                                                  'ground_truth_not_all_positive': int(np.sum(~positive & ~flags))})
     return truth
 
@@ -114,7 +117,7 @@ def _evaluate_source(source: ResultSource, sequences: Sequence, truth: Dict[str,
     data = [read_result_bytes(p) for p in paths]
     key = fingerprint([truth['fingerprint'].encode()] + data)
     if cache is not None and reuse:
-        cached = cache.get(key, len(sequences))
+        cached = cache.get(key, truth['num_valid'])
         if cached is not None:
             return cached
     if truth['protocol'] is Protocol.TOOLKIT:
