@@ -26,8 +26,8 @@ def _first_test_name() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- annotations
-@pytest.mark.parametrize('line', ['1,,2,3,4', ',1,2,3,4', '1, ,2,3,4'])
-def test_an_empty_field_is_not_read_as_a_box(line, tmp_path):
+@pytest.mark.parametrize('line', ['1,,2,3,4', ',1,2,3,4', '1, ,2,3,4', '1_0,2,3,4', '0x1,2,3,4', '1,2,3,\u0664'])
+def test_an_empty_field_or_not_a_number_is_not_read_as_a_box(line, tmp_path):
     from ltr_plugins import latot_data
     path = str(tmp_path / 'seq.txt')
     with pytest.raises(latot_data.LaTOTFormatError) as error:
@@ -53,6 +53,16 @@ def test_a_gap_in_frame_numbers_is_an_error_even_with_as_many_boxes_as_files(tmp
         LaTOTDataset('test', allow_missing=True, root=root).get_sequence_list()
     with pytest.raises(latot_data.LaTOTFormatError, match=expected):
         LaTOT(root, sequence_names=[name]).get_sequence_info(0)
+
+
+def test_an_empty_line_among_the_boxes_is_named_when_the_count_is_off(tmp_path):
+    from ltr_plugins import latot_data
+    root, name = str(tmp_path), _first_test_name()
+    path = _sequence(root, name, ['0001.jpg', '0002.jpg', '0003.jpg'], '1,1,5,5\n\n2,2,5,5\n\n')
+    with pytest.raises(latot_data.LaTOTFormatError) as error:
+        latot_data.read_sequence_annotation(root, name, num_frames=3)
+    assert str(error.value) == 'LaTOT sequence {}: {} has 2 boxes but {} has 3 frames; line 2 is empty'.format(
+        name, path, os.path.join(root, name, 'img'))
 
 
 def test_consecutive_frames_in_natural_order_list(tmp_path):

@@ -523,6 +523,14 @@ def test_missing_results_are_listed_unless_skipped(env, tmp_path):
     (lambda lines: ['187.92,210.26,0,4.41'] + lines[1:],
      r'{path}, line 1: invalid first-frame box 187.92,210.26,0,4.41'),
     (lambda lines: ['', '0,0,0,0'] + lines[1:], r'{path}, line 2: invalid first-frame box 0,0,0,0'),
+    # Python's float() reads '1_0' as 10 and other scripts' digits as numbers: neither is a box file's number.
+    (lambda lines: lines[:2] + ['1_0,2,3,4'] + lines[3:], "{path}, line 3: expected four numbers x,y,w,h, got "
+                                                          "'1_0,2,3,4'"),
+    (lambda lines: lines[:2] + ['\u0661,2,3,4'] + lines[3:], '{path}, line 3: expected four numbers x,y,w,h'),
+    # An empty line among the boxes: the count is off, and the message says where.
+    (lambda lines: lines[:4] + [''] + lines[5:], r'{path}: \d+ boxes, but the sequence has \d+ frames \(one x,y,w,h '
+                                                 r'line per frame is needed; line 5 is empty; write 0,0,0,0 for a '
+                                                 r'frame without a box\)'),
 ])
 def test_bad_result_files_name_file_and_line(env, tmp_path, change, message):
     folder = _copy_results(env, tmp_path)
@@ -533,6 +541,49 @@ def test_bad_result_files_name_file_and_line(env, tmp_path, change, message):
         f.write('\n'.join(change(lines)) + '\n')
     with pytest.raises(ResultsError, match=message.format(path=path)):
         latot.evaluate([folder], 'latot_test', output_dir=str(tmp_path), verbose=False)
+
+
+def test_a_result_path_that_is_no_file_is_named_with_what_it_is(env, tmp_path):
+    """A folder, a symbolic link loop or a dangling link where a result file should be is not 'missing'."""
+    folder = _copy_results(env, tmp_path)
+    paths = [os.path.join(folder, name + '.txt') for name in TEST_NAMES[:3]]
+    for path in paths:
+        os.remove(path)
+    os.mkdir(paths[0])
+    os.symlink(paths[1], paths[1])
+    os.symlink(str(tmp_path / 'nowhere.txt'), paths[2])
+    with pytest.raises(ResultsError) as error:
+        latot.evaluate([folder], 'latot_test', output_dir=str(tmp_path), skip_missing=True, verbose=False)
+    assert str(error.value) == (
+        "3 result paths exist but are no result file: {}: a folder, not a result file; {}: a symbolic link loop; "
+        "{}: a symbolic link to {}, which does not exist (each must be the sequence's x,y,w,h text file)".format(
+            paths[0], paths[1], paths[2], tmp_path / 'nowhere.txt'))
+    result = run_command('pytracking_plugins.analysis.latot', ['--results', folder, '--output-dir',
+                                                               str(tmp_path / 'report')], env.settings)
+    assert result.returncode == 2 and result.stderr == 'error: {}\n'.format(error.value)
+
+
+def test_a_result_path_that_is_a_pipe_is_named(env, tmp_path):
+    folder = _copy_results(env, tmp_path)
+    path = os.path.join(folder, TEST_NAMES[4] + '.txt')
+    os.remove(path)
+    os.mkfifo(path)                  # reading it would wait forever
+    with pytest.raises(ResultsError, match="^1 result path exists but is no result file: {}: not a regular file "
+                                           r"\(each must be".format(path)):
+        latot.evaluate([folder], 'latot_test', output_dir=str(tmp_path), verbose=False)
+
+
+@pytest.mark.parametrize('value', ['100000000', '1e8', '0', '-5', 'many'])
+def test_bootstrap_resamples_are_bounded(value, env, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        latot.main(['--results', env.external['Commas'], '--bootstrap-resamples', value, '--output-dir',
+                    str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "argument --bootstrap-resamples: {!r}: give a whole number from 1 to 100000 (default 1000)".format(value))
+    with pytest.raises(ValueError, match=r'^bootstrap resamples 100000001: give a whole number from 1 to 100000'):
+        latot.evaluate([env.external['Commas']], 'latot_test', output_dir=str(tmp_path),
+                       bootstrap_resamples=100000001)
 
 
 def test_labels_must_be_unique(env, tmp_path):

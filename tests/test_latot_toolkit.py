@@ -358,15 +358,19 @@ def test_toolkit_command_gives_the_toolkit_numbers(layout, monkeypatch, tmp_path
                          '--output-dir', str(tmp_path / 'report'), '--json', json_path, '--no-plots'])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert ('Warning: Quirky: the toolkit protocol replaced 8 prediction(s) in 4 sequence(s) by the previous '
-            "frame's (NaN or width/height <= 0) and cut 1 result file(s) longer than the annotation (2 line(s))"
-            ) in err
+    assert err.splitlines() == [
+        "Warning: Quirky: the toolkit protocol replaced 8 prediction(s) in 4 sequence(s) by the previous frame's (NaN "
+        'or width/height <= 0), in {0}: {1}.txt (2 frames), {2}.txt (2 frames), {3}.txt (2 frames), {4}.txt (2 '
+        'frames); and cut 1 result file(s) longer than the annotation (2 line(s)), in {0}: {1}.txt (2 lines)'.format(
+            layout['quirky'], *NAMES)]
     assert 'Clean:' not in err and 'Warning' not in out
     with open(json_path) as f:
         scores = json.load(f)
     assert scores['protocol']['protocol'] == 'toolkit'
+    quirky_files = [os.path.join(layout['quirky'], name + '.txt') for name in NAMES]
     assert scores['repairs']['Quirky'] == {'frames_repaired': 8, 'sequences_repaired': 4, 'files_cut': 1,
-                                           'lines_cut': 2}
+                                           'lines_cut': 2, 'repaired_files': dict.fromkeys(quirky_files, 2),
+                                           'cut_files': {quirky_files[0]: 2}}
     for label in ('Clean', 'Quirky'):
         per_sequence = [toolkit_reference(layout['predictions'][n][label].tolist(), layout['gts'][n].tolist(),
                                           layout['absent'][n].tolist())[0] for n in NAMES]
@@ -421,8 +425,10 @@ def test_paper_protocol_keeps_its_errors_and_its_numbers(layout, monkeypatch, tm
                            protocol='toolkit', verbose=False)
     cached = latot.evaluate([layout['quirky']], 'latot_test', allow_missing=True, output_dir=cache_dir,
                             protocol='toolkit', verbose=False)
-    assert cached.repairs == first.repairs == {'Quirky': {'frames_repaired': 8, 'sequences_repaired': 4,
-                                                          'files_cut': 1, 'lines_cut': 2}}
+    quirky_files = [os.path.join(layout['quirky'], name + '.txt') for name in NAMES]
+    assert cached.repairs == first.repairs == {'Quirky': {
+        'frames_repaired': 8, 'sequences_repaired': 4, 'files_cut': 1, 'lines_cut': 2,
+        'repaired_files': dict.fromkeys(quirky_files, 2), 'cut_files': {quirky_files[0]: 2}}}
     assert cached.scores() == first.scores()
     with pytest.raises(ValueError, match="Unknown protocol 'matlab'"):
         latot.evaluate([layout['clean']], 'latot_test', allow_missing=True, protocol='matlab')
