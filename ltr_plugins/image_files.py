@@ -45,7 +45,12 @@ def read_rgb(path: str) -> np.ndarray:
     (OpenCV); :class:`ImageFileError` naming the file when it is missing, unreadable, corrupt or truncated."""
     import cv2
     check_image_file(path)
-    image = cv2.imread(path)
+    try:
+        path.encode('utf-8')
+        image = cv2.imread(path)
+    except UnicodeEncodeError:          # a path that is not UTF-8, which OpenCV cannot take: decode its bytes
+        with open(path, 'rb') as f:
+            image = cv2.imdecode(np.frombuffer(f.read(), dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageFileError('cannot read image {}: missing, unreadable or corrupt; replace the file'.format(path))
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

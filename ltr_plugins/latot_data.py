@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ltr_plugins.common.file_names import displayable
+
 SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'settings', 'latot')
 SPLIT_NAMES = ('all', 'test', 'train')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -85,6 +87,11 @@ def list_frames(root: str, name: str) -> List[str]:
     files = [f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)]
     if not files:
         raise LaTOTFormatError('LaTOT sequence {}: no image files in {}'.format(name, folder))
+    undecodable = [f for f in files if displayable(f) != f]
+    if undecodable:
+        raise LaTOTFormatError('LaTOT sequence {}: {} frame file name(s) in {} are not UTF-8 (such as {}): a frame '
+                               'is named by its number; rename them'.format(
+                                   name, len(undecodable), folder, ascii(os.fsencode(undecodable[0]))))
     files.sort(key=_frame_sort_key)
     _check_consecutive_frame_numbers(files, folder, name)
     return [os.path.join(folder, f) for f in files]

@@ -267,3 +267,31 @@ def test_a_truncated_jpeg_is_named_before_it_is_decoded(synthetic_latot, tmp_pat
     assert str(error.value) == expected
     assert 'JPEG' not in capfd.readouterr().err
     Tracker('dimp', 'super_dimp')._read_image(latot_data.list_frames(root, name)[0])     # an intact frame reads
+
+
+# --------------------------------------------------------------------------------------- names that are not UTF-8
+def test_a_frame_path_that_is_not_utf8_reads_as_any_other(synthetic_latot, tmp_path, workspace,
+                                                          use_pytracking_settings):
+    import shutil
+    import numpy as np
+    from pytracking.evaluation import Tracker
+    from ltr_plugins import latot_data
+    original = latot_data.list_frames(synthetic_latot.root, synthetic_latot.tracked_sequence)[0]
+    folder = os.fsdecode(os.fsencode(str(tmp_path)) + b'/seq\xff')
+    os.makedirs(folder)
+    copy = os.path.join(folder, '000001.jpg')
+    shutil.copy(original, copy)
+    use_pytracking_settings(pytracking_settings(workspace))
+    tracker = Tracker('dimp', 'super_dimp')
+    assert np.array_equal(tracker._read_image(copy), tracker._read_image(original))
+
+
+def test_frame_file_names_that_are_not_utf8_are_refused_naming_the_folder(tmp_path):
+    from ltr_plugins import latot_data
+    root, name = str(tmp_path), _first_test_name()
+    _sequence(root, name, ['000001.jpg', os.fsdecode(b'00000\xb2.jpg')], '1,1,5,5\n2,2,5,5\n')
+    with pytest.raises(latot_data.LaTOTFormatError) as error:
+        latot_data.list_frames(root, name)
+    assert str(error.value) == ("LaTOT sequence {}: 1 frame file name(s) in {} are not UTF-8 (such as "
+                                "b'00000\\xb2.jpg'): a frame is named by its number; rename them".format(
+                                    name, os.path.join(root, name, 'img')))

@@ -586,6 +586,33 @@ def test_bootstrap_resamples_are_bounded(value, env, tmp_path, capsys):
                        bootstrap_resamples=100000001)
 
 
+def test_names_that_are_not_utf8_work_end_to_end(env, tmp_path):
+    """A results folder, an output folder and a JSON file whose names are not UTF-8, with plots, printing to a strict
+    UTF-8 stream: the label shows U+FFFD, the paths keep their bytes, every file is written."""
+    base = os.fsencode(str(tmp_path))
+    results = os.fsdecode(base + b'/Res\xff')
+    os.rename(_copy_results(env, tmp_path), results)
+    output = os.fsdecode(base + b'/out\xfe')
+    json_path = os.path.join(output, os.fsdecode(b's\xfd.json'))
+    args = [sys.executable, '-c', _DRIVER, 'pytracking_plugins.analysis.latot', '--results', results,
+            '--output-dir', output, '--json', json_path]
+    for run in range(2):                                               # the second from the cache
+        result = subprocess.run(args, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                timeout=300, env=dict(os.environ, LATOT_TEST_SETTINGS=json.dumps(env.settings),
+                                                      MPLBACKEND='Agg', PYTHONIOENCODING='utf-8:strict'))
+        assert result.returncode == 0, result.stderr.decode('utf-8', 'replace')
+        assert result.stderr == b''
+        assert '1  Res\ufffd ' in result.stdout.decode('utf-8', 'surrogateescape')
+        assert b'  ' + os.fsencode(json_path) + b'\n' in result.stdout            # its bytes, as they are on disk
+    with open(json_path) as f:
+        exported = json.load(f)
+    assert list(exported['overall']) == ['Res\ufffd']
+    assert exported['trackers'][0]['results_dir'] == results
+    assert {'success_plot.png', 'success_plot.pdf', 'report.md', C.CACHE_FILE_NAME} <= set(os.listdir(output))
+    with open(os.path.join(output, 'report.md'), 'rb') as f:
+        assert 'Res\ufffd'.encode('utf-8') in f.read()
+
+
 def test_labels_must_be_unique(env, tmp_path):
     with pytest.raises(ResultsError, match='Two trackers share the label'):
         latot.evaluate([env.external['Commas'], ResultSource(env.external['Spaces'], 'Commas')], 'latot_test',

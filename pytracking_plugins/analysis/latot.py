@@ -53,6 +53,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from ltr_plugins import latot_attributes, latot_data
+from ltr_plugins.common.file_names import displayable, tolerate_undecodable_output
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves
@@ -232,8 +233,11 @@ def _write_outputs(args: argparse.Namespace, evaluations: List[Evaluation], outp
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command; returns its exit status (0; 1 when an output could not be written; 2 for bad input)."""
+    tolerate_undecodable_output()          # paths that are not UTF-8 print as their bytes
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.title is not None:
+        args.title = displayable(args.title)
     if not args.sources:
         parser.error('give at least one --tracker, --results or --results-root')
     dataset_kwargs = {}

@@ -20,6 +20,7 @@ import numpy as np
 
 from ltr_plugins import latot_data
 from ltr_plugins.common.boxes import box_present
+from ltr_plugins.common.file_names import displayable
 
 
 class ResultsError(ValueError):
@@ -36,7 +37,7 @@ class ResultSource:
                  parameter_name: Optional[str] = None, run_id: Optional[int] = None,
                  display_name: Optional[str] = None):
         self.directory = directory
-        self.label = label
+        self.label = displayable(label)       # a folder name that is not UTF-8 still labels rows and curves
         self.kind = kind
         self.name = name
         self.parameter_name = parameter_name
