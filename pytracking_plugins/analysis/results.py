@@ -228,16 +228,18 @@ def not_a_result_file(path: str) -> Optional[str]:
     return None
 
 
-def unusable_results(sources: Sequence[ResultSource], sequence_names: Sequence[str]) -> List[str]:
-    """``path: why`` for every result path that exists but is no result file."""
-    problems = []
-    for source in sources:
-        for name in sequence_names:
-            path = source.result_path(name)
-            why = not_a_result_file(path)
-            if why:
-                problems.append('{}: {}'.format(path, why))
-    return problems
+def check_result_paths(sources: Sequence[ResultSource], sequence_names: Sequence[str]) -> None:
+    """A :class:`ResultsError` naming every result path that exists but is no result file (at most five shown)."""
+    problems = ['{}: {}'.format(path, why) for path, why in (
+        (source.result_path(name), not_a_result_file(source.result_path(name)))
+        for source in sources for name in sequence_names) if why]
+    if problems:
+        many = len(problems) > 1
+        raise ResultsError("{} result path{} exist{} but {} no result file: {}{} (each must be the sequence's "
+                           'x,y,w,h text file)'.format(
+                               len(problems), 's' if many else '', '' if many else 's', 'are' if many else 'is',
+                               '; '.join(problems[:5]),
+                               '; and {} more'.format(len(problems) - 5) if len(problems) > 5 else ''))
 
 
 def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.protocol import PROTOCOL_VERSION, Protocol
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, as_sources, fingerprint,
                                                  missing_results, missing_results_message, parse_result,
-                                                 parse_result_toolkit, read_result_bytes, unusable_results)
+                                                 parse_result_toolkit, read_result_bytes, check_result_paths)
 from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED, check_resamples
 
 
@@ -248,13 +248,7 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
         attribute_infos = attribute_infos_from_flags({s.name: attributes[s.name] for s in sequences})
 
     names = [s.name for s in sequences]
-    unusable = unusable_results(sources, names)
-    if unusable:
-        raise ResultsError('{} result path{} exist{} but {} no result file: {}{} (each must be the sequence\'s '
-                           'x,y,w,h text file)'.format(
-                               len(unusable), 's' if len(unusable) > 1 else '', '' if len(unusable) > 1 else 's',
-                               'are' if len(unusable) > 1 else 'is', '; '.join(unusable[:5]),
-                               '; and {} more'.format(len(unusable) - 5) if len(unusable) > 5 else ''))
+    check_result_paths(sources, names)
     missing = missing_results(sources, names)
     if missing and not skip_missing:
         raise ResultsError(missing_results_message(missing, sources, len(names)))
