@@ -7,7 +7,8 @@
 #   ./install.sh --uninstall                                                # restores pytracking exactly
 #
 # What it changes inside the pytracking checkout is listed in settings/footprint.txt, settings/pytracking_patches/
-# and README.md. Either every change of a run is made, or (on any failure) none is left behind.
+# and README.md. Either every change of a run is made, or (on any failure, Ctrl-C or kill) none is left behind; one
+# run at a time (a second one waits for the first).
 set -euo pipefail
 
 PROJECT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,20 +58,28 @@ record() { mkdir -p "$STATE"; printf '%s\n' "$2" > "$STATE/$1"; }
 recorded() { [ -f "$STATE/$1" ] && cat "$STATE/$1" || true; }
 
 # ------------------------------------------------------------------------------------------------- transaction
-# Every change to the pytracking checkout and to the environment is journalled; if the run fails, the journal is
-# undone in reverse, so a failed install leaves things as they were.
+# Every change to the pytracking checkout and to the environment is journalled *before* it is made; if the run
+# fails or is interrupted (Ctrl-C, kill), the journal is undone in reverse, each entry only as far as it was done,
+# so the run leaves things as they were.
 JOURNAL=()
+INTERRUPTED=
 journal() { JOURNAL+=("$1"); }
 rollback() {
-  local status=$? i entry
+  local status=$? i entry undo
   trap - EXIT
+  trap '' INT TERM HUP          # the undoing itself is not interrupted (its commands inherit this)
   if [ "$status" -ne 0 ] && [ "${#JOURNAL[@]}" -gt 0 ]; then
-    printf '[install] failed: undoing the %d change(s) this run made\n' "${#JOURNAL[@]}" >&2
+    printf '[install] %s: undoing the %d change(s) this run made\n' "${INTERRUPTED:-failed}" "${#JOURNAL[@]}" >&2
     for ((i = ${#JOURNAL[@]} - 1; i >= 0; i--)); do
       entry=${JOURNAL[i]}
       case "$entry" in
-        patch:*) git -C "$PYTRACKING_DIR" apply --reverse "${entry#patch:}" && rm -f "$APPLIED/$(basename "${entry#patch:}")" ;;
-        unpatch:*) git -C "$PYTRACKING_DIR" apply "${entry#unpatch:}" ;;
+        patch:*)
+          [ "$(patch_state "${entry#patch:}")" != applied ] \
+            || git -C "$PYTRACKING_DIR" apply --reverse "${entry#patch:}" && rm -f "$APPLIED/$(basename "${entry#patch:}")" ;;
+        unpatch:*)
+          undo=${entry#unpatch:}
+          { [ "$(patch_state "$undo")" != absent ] || git -C "$PYTRACKING_DIR" apply "$undo"; } \
+            && cp "$undo" "$APPLIED/$(basename "${undo%.undo}")" ;;
         file:*) rm -f "${entry#file:}" ;;
         restore:*) mv -f "${entry#restore:}.before-install" "${entry#restore:}" ;;
         state:*) rm -f "$STATE/${entry#state:}" ;;
@@ -79,6 +88,26 @@ rollback() {
     done
   fi
   exit "$status"
+}
+on_signal() {  # on_signal NAME NUMBER: an interruption ends the run as a failure does (EXIT runs rollback)
+  trap '' INT TERM HUP
+  INTERRUPTED="interrupted (SIG$1)"
+  exit $((128 + $2))
+}
+
+# ------------------------------------------------------------------------------------------------ one at a time
+take_lock() {  # holds .install-state/lock (flock) until the script ends; a second run waits for the first
+  mkdir -p "$STATE"
+  exec 9>>"$STATE/lock"
+  if ! command -v flock >/dev/null 2>&1; then
+    say "flock (util-linux) not found: nothing keeps a second install.sh from running at the same time"
+    return
+  fi
+  if ! flock -n 9; then
+    say "another install.sh is running in $PROJECT_ROOT (process $(cat "$STATE/lock" 2>/dev/null || echo '?')): waiting for it to finish"
+    flock 9
+  fi
+  printf '%s\n' "$$" > "$STATE/lock"
 }
 
 # ---------------------------------------------------------------------------------------------------- pytracking
@@ -119,9 +148,12 @@ obtain_pytracking() {
 }
 
 # ------------------------------------------------------------------------------------------------ environment
-check_python() {  # check_python PYTHON: dies unless it is a Python this plugin supports
+check_python() {  # check_python PYTHON OPTION: dies unless it is a Python this plugin supports
+  local version
+  version=$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
+    || die "$2 $1: not a Python interpreter (it does not run Python code); give the python executable, e.g. $2 /path/to/env/bin/python"
   "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-    || die "Python >= 3.11 is needed; $1 is $("$1" --version 2>&1 || echo 'not runnable')"
+    || die "$2 $1: Python >= 3.11 is needed, it is Python $version"
 }
 
 choose_environment() {  # sets ENV_PYTHON: the interpreter of the environment the plugin goes into
@@ -131,7 +163,7 @@ choose_environment() {  # sets ENV_PYTHON: the interpreter of the environment th
   else
     [ "$TARGET_ENV" = current ] && TARGET_ENV=$(command -v python || command -v python3 || true)
     [ -n "$TARGET_ENV" ] || die "--env current: no python on PATH; activate your environment first"
-    check_python "$TARGET_ENV"
+    check_python "$TARGET_ENV" --env
     ENV_PYTHON=$("$TARGET_ENV" -c 'import sys; print(sys.executable)')
     [ "$ENV_PYTHON" != "$VENV/bin/python" ] || ENV_PYTHON=$VENV/bin/python
   fi
@@ -150,7 +182,7 @@ install_packages() {
   local pip=("$ENV_PYTHON" -m pip --disable-pip-version-check) wanted
   if [ "$ENV_PYTHON" = "$VENV/bin/python" ]; then
     if [ ! -x "$VENV/bin/python" ]; then
-      check_python "$PYTHON"
+      check_python "$PYTHON" --python
       say "creating $VENV"
       "$PYTHON" -m venv "$VENV"
     fi
@@ -179,7 +211,7 @@ install_packages() {
     "${pip[@]}" show --quiet "$DISTRIBUTION" >/dev/null 2>&1 || journal "pip:$ENV_PYTHON"
     quietly "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" --editable "$PROJECT_ROOT"
   fi
-  record packages "$wanted"
+  journal "state:packages"; record packages "$wanted"
 }
 
 install_turbojpeg() {
@@ -268,14 +300,14 @@ apply_patches() {
     [ -f "$record" ] || continue
     cmp -s "$record" "$PATCHES/$(basename "$record")" && continue
     cp "$record" "$STATE/$(basename "$record").undo"
-    git -C "$PYTRACKING_DIR" apply --reverse "$record"; journal "unpatch:$STATE/$(basename "$record").undo"
+    journal "unpatch:$STATE/$(basename "$record").undo"; git -C "$PYTRACKING_DIR" apply --reverse "$record"
     rm "$record"
     say "reverted the previous $(basename "$record")"
   done
   for patch in "$PATCHES"/*.patch; do
     record=$APPLIED/$(basename "$patch")
     if [ "$(patch_state "$patch")" = absent ]; then
-      git -C "$PYTRACKING_DIR" apply "$patch"; journal "patch:$patch"
+      journal "patch:$patch"; git -C "$PYTRACKING_DIR" apply "$patch"
       say "patched pytracking: $(basename "$patch")"
     fi
     cmp -s "$patch" "$record" || cp "$patch" "$record"
@@ -287,7 +319,7 @@ make_links() {
   while read -r link target; do
     link=$PYTRACKING_DIR/$link; target=$PROJECT_ROOT/$target
     [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ] && continue
-    ln -s "$target" "$link"; journal "file:$link"
+    journal "file:$link"; ln -s "$target" "$link"
     say "linked $link -> $target"
   done < <(footprint link)
 }
@@ -298,7 +330,7 @@ write_local_files() {
   while read -r file template; do
     file=$PYTRACKING_DIR/$file; template=$TEMPLATES/$template
     [ -e "$file" ] && continue
-    sed "s|@WORKSPACE@|$WORKSPACE|g" "$template" > "$file"; journal "file:$file"
+    journal "file:$file"; sed "s|@WORKSPACE@|$WORKSPACE|g" "$template" > "$file"
     sha "$file" > "$STATE/$(basename "$template").sha256"
     say "wrote $file (edit it to set dataset paths)"
   done < <(footprint local)
@@ -370,16 +402,20 @@ uninstall() {
 }
 
 # ---------------------------------------------------------------------------------------------------------- main
+take_lock
 if [ "$MODE" = uninstall ]; then uninstall; exit 0; fi
 
 command -v git >/dev/null 2>&1 || die "git is needed"
 trap rollback EXIT
+trap 'on_signal INT 2' INT
+trap 'on_signal TERM 15' TERM
+trap 'on_signal HUP 1' HUP
 obtain_pytracking
 choose_environment
 preflight_install
 # Recorded before the first change, so that --uninstall finds whatever a run (even a failed one) changed.
-[ -n "$(recorded pytracking_dir)" ] || { record pytracking_dir "$PYTRACKING_DIR"; journal "state:pytracking_dir"; }
-[ -n "$(recorded env_python)" ] || { record env_python "$ENV_PYTHON"; journal "state:env_python"; }
+[ -n "$(recorded pytracking_dir)" ] || { journal "state:pytracking_dir"; record pytracking_dir "$PYTRACKING_DIR"; }
+[ -n "$(recorded env_python)" ] || { journal "state:env_python"; record env_python "$ENV_PYTHON"; }
 install_packages
 install_turbojpeg
 apply_patches

@@ -24,8 +24,8 @@ def resolve_checkpoint(checkpoint: str) -> str:
         return os.path.abspath(path)
     folder = path if os.path.isdir(path) else None
     if folder is None:
-        from ltr.admin.environment import env_settings
-        folder = os.path.join(env_settings().workspace_dir, 'checkpoints', 'ltr', checkpoint)
+        from ltr_plugins.common.local_settings import LTR_LOCAL, load_local_settings
+        folder = os.path.join(load_local_settings(*LTR_LOCAL).workspace_dir, 'checkpoints', 'ltr', checkpoint)
     files = sorted(glob.glob(os.path.join(folder, '{}_ep*.pth.tar'.format(TRAINING_NET_TYPE))))
     if not files:
         raise FileNotFoundError('no {}_ep*.pth.tar checkpoint in {}'.format(TRAINING_NET_TYPE, folder))

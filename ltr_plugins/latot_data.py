@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ltr_plugins.common.file_names import displayable
+
 SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'settings', 'latot')
 SPLIT_NAMES = ('all', 'test', 'train')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -85,6 +87,11 @@ def list_frames(root: str, name: str) -> List[str]:
     files = [f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)]
     if not files:
         raise LaTOTFormatError('LaTOT sequence {}: no image files in {}'.format(name, folder))
+    undecodable = [f for f in files if displayable(f) != f]
+    if undecodable:
+        raise LaTOTFormatError('LaTOT sequence {}: {} frame file name(s) in {} are not UTF-8 (such as {}): a frame '
+                               'is named by its number; rename them'.format(
+                                   name, len(undecodable), folder, ascii(os.fsencode(undecodable[0]))))
     files.sort(key=_frame_sort_key)
     _check_consecutive_frame_numbers(files, folder, name)
     return [os.path.join(folder, f) for f in files]
@@ -106,6 +113,9 @@ def _check_consecutive_frame_numbers(files: List[str], folder: str, name: str) -
 
 
 _TO_SPACES = str.maketrans({',': ' ', '\t': ' '})
+# A number as written in box files: decimal digits with an optional fraction and exponent, or nan / inf. Python's
+# float() also takes '1_0' (as 10) and other digits than 0-9, which no box file means.
+_NUMBER = re.compile(r'[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)', re.IGNORECASE)
 _EMPTY_FIELD = re.compile(r'(^[ \t]*,)|(,[ \t]*,)', re.MULTILINE)   # a trailing comma is tolerated
 
 
@@ -138,10 +148,8 @@ def _parse_boxes_by_line(text: str, path: str) -> np.ndarray:
             continue
         comma_fields = (stripped[:-1] if stripped.endswith(',') else stripped).split(',')
         fields = [v for field in comma_fields for v in field.split()]
-        try:
-            values = [float(v) for v in fields] if all(f.strip() for f in comma_fields) else []
-        except ValueError:
-            values = []
+        numbers = all(f.strip() for f in comma_fields) and all(_NUMBER.fullmatch(v) for v in fields)
+        values = [float(v) for v in fields] if numbers else []
         if len(values) != 4:
             raise LaTOTFormatError('{}, line {}: expected four numbers x,y,w,h, got {!r}'.format(
                 path, line_number, stripped))
@@ -149,6 +157,20 @@ def _parse_boxes_by_line(text: str, path: str) -> np.ndarray:
     if not boxes:
         raise LaTOTFormatError('{}: no boxes in the file'.format(path))
     return np.asarray(boxes, dtype=np.float64)
+
+
+def empty_lines_note(text: str) -> str:
+    """'; line 5 is empty' for the empty lines between boxes (which the parser skips), to say why a box count is off;
+    '' when there are none."""
+    lines = text.splitlines()
+    filled = [number for number, line in enumerate(lines, start=1) if line.strip()]
+    if not filled:
+        return ''
+    empty = [number for number in range(filled[0], filled[-1]) if not lines[number - 1].strip()]
+    if not empty:
+        return ''
+    shown = ', '.join(str(n) for n in empty[:5]) + (' and {} more'.format(len(empty) - 5) if len(empty) > 5 else '')
+    return '; line{} {} {} empty'.format('s' if len(empty) > 1 else '', shown, 'are' if len(empty) > 1 else 'is')
 
 
 def read_boxes(path: str) -> np.ndarray:
@@ -162,10 +184,12 @@ def read_sequence_annotation(root: str, name: str, num_frames: Optional[int] = N
     path = annotation_path(root, name)
     if not os.path.isfile(path):
         raise LaTOTFormatError('LaTOT sequence {}: no annotation file {}'.format(name, path))
-    boxes = read_boxes(path)
+    with open(path) as f:
+        text = f.read()
+    boxes = parse_boxes(text, path)
     if num_frames is not None and len(boxes) != num_frames:
-        raise LaTOTFormatError('LaTOT sequence {}: {} has {} boxes but {} has {} frames'.format(
-            name, path, len(boxes), frames_dir(root, name), num_frames))
+        raise LaTOTFormatError('LaTOT sequence {}: {} has {} boxes but {} has {} frames{}'.format(
+            name, path, len(boxes), frames_dir(root, name), num_frames, empty_lines_note(text)))
     return boxes
 
 

@@ -16,9 +16,13 @@ The constructor is then rebuilt from an allow-list: a function of an ``ltr.model
 ``@model_constructor``, called with plain values only. pytracking's ``ltr/admin/loading.py`` reads network files
 through this module (patch ``02-torch-load-weights-only``), so stock trackers get the same protection.
 
-``PYTRACKING_TRUST_NETWORK_FILES=1`` loads with pickle as stock pytracking does (which runs whatever the file holds):
-for a file you trust that names other classes. ltr's own training resume (``load_latest``) stays a trusted load of
-the checkpoints the same user's training wrote.
+ltr's training resume (``BaseTrainer.load_checkpoint``, through ``torch_load_legacy``) reads its checkpoints with
+:func:`read_training_checkpoint`: the same unpickler, with ltr's statistics meters and constructors rebuilt from
+their plain state, so a planted checkpoint in a training's folder runs nothing either.
+
+``PYTRACKING_TRUST_NETWORK_FILES=1`` (or ``yes``, ``true``, ``on``) loads with pickle as stock pytracking does (which
+runs whatever the file holds), for a file you trust that names other classes; each such load prints a line naming
+the file. Any other value than those or ``0``, ``no``, ``false``, ``off`` is an error naming the variable.
 """
 import importlib
 import os
@@ -78,16 +82,43 @@ class NetworkFileUnpickler(RestrictedUnpickler):
         return found
 
 
+_TRUE_VALUES = ('1', 'y', 'yes', 'true', 'on')
+_FALSE_VALUES = ('', '0', 'n', 'no', 'false', 'off')
+
+
 def trusted_loading() -> bool:
-    """Whether the user opted into pickle loading (``PYTRACKING_TRUST_NETWORK_FILES=1``)."""
-    return os.environ.get(TRUST_ENV, '').strip().lower() in ('1', 'y', 'yes', 'true')
+    """Whether the user opted into pickle loading (``PYTRACKING_TRUST_NETWORK_FILES=1``, ``yes``, ``true``, ``on``);
+    a value that is neither yes nor no is a ValueError naming the variable."""
+    value = os.environ.get(TRUST_ENV, '').strip().lower()
+    if value in _TRUE_VALUES:
+        return True
+    if value in _FALSE_VALUES:
+        return False
+    raise ValueError('{}={!r} is neither yes nor no: set it to 1 (or yes, true, on) to load network files with '
+                     'pickle, or unset it'.format(TRUST_ENV, os.environ[TRUST_ENV]))
+
+
+def _announce_pickle(path: str, what: str) -> None:
+    print('Loading {} {} with pickle ({}={}): the file can run code.'.format(what, path, TRUST_ENV,
+                                                                          os.environ[TRUST_ENV]), flush=True)
+
+
+def _pickle_load(path: str) -> Any:
+    """``torch.load`` with pickle under ltr's legacy module names, as stock ``torch_load_legacy`` does."""
+    import torch
+    from ltr.admin import loading
+    loading._setup_legacy_env()
+    try:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    finally:
+        loading._cleanup_legacy_env()
 
 
 def _refusal(path: str, qualified_name: str) -> NetworkFileError:
     return NetworkFileError(
-        '{}: refused to load: it names the Python object {}, which a network file does not need (only tensors, '
-        "plain values and ltr's own records are read; nothing in the file was run). Use only network files you "
-        'trust; to load this one with pickle, which runs whatever it holds, set {}=1.'.format(
+        '{}: refused to load: it names the Python object {}, which a network file or training checkpoint does not '
+        "need (only tensors, plain values and ltr's own records are read; nothing in the file was run). Use only "
+        'files you trust; to load this one with pickle, which runs whatever it holds, set {}=1.'.format(
             path, qualified_name, TRUST_ENV), foreign=True)
 
 
@@ -170,9 +201,8 @@ def read_network_file(path: str, need_constructor: bool = True) -> Dict[str, Any
     what to do. With ``PYTRACKING_TRUST_NETWORK_FILES=1``, ltr's own pickle loading instead."""
     path = os.fspath(path)
     if trusted_loading():
-        from ltr.admin.loading import torch_load_legacy
-        print('Loading {} with pickle ({}=1): the file can run code.'.format(path, TRUST_ENV))
-        return torch_load_legacy(path)
+        _announce_pickle(path, 'the network file')
+        return _pickle_load(path)
     checkpoint = unpickle_network_file(path)
     if not isinstance(checkpoint, dict):
         what = 'None' if checkpoint is None else describe_value(checkpoint)
@@ -196,6 +226,34 @@ def read_network_file(path: str, need_constructor: bool = True) -> Dict[str, Any
     return checkpoint
 
 
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    text = ' '.join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + ' ...'
+
+
+def build_network(constructor, weights: Dict[str, Any], path: str):
+    """The network a file's (rebuilt) ``constructor`` builds, with the file's ``weights`` loaded; a failure -- sizes
+    in the constructor's arguments no machine can allocate, weights that do not fit -- is one-line
+    :class:`NetworkFileError` naming the file (pytracking's ``load_network``, patch 02)."""
+    shown = '{}.{}'.format(constructor.fun_module, constructor.fun_name)
+    try:
+        net = constructor.get()
+    except (RuntimeError, MemoryError, ValueError, TypeError, OverflowError) as error:
+        huge = ['{}={}'.format(name, value) for name, value in dict(constructor.kwds).items()
+                if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 16]
+        raise NetworkFileError('{}: its network constructor {} failed ({}: {}){}: the file does not describe a '
+                               'network that can be built; get the file again.'.format(
+                                   path, shown, type(error).__name__, _one_line(error),
+                                   ', with the implausible size(s) ' + ', '.join(huge) if huge else '')) from None
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as error:
+        raise NetworkFileError('{}: its weights do not fit the network its constructor {} builds ({}): a damaged '
+                               'file or one of another network; get the file again.'.format(
+                                   path, shown, _one_line(error))) from None
+    return net
+
+
 def read_network_weights(path: str) -> Dict[str, Any]:
     """The state dict of a network file (its ``'net'`` entry, or the file itself when it is a bare state dict),
     read as :func:`read_network_file` reads; for networks built by the caller (the teacher)."""
@@ -209,3 +267,50 @@ def read_network_weights(path: str) -> Dict[str, Any]:
         return dict(checkpoint['net'])
     raise NetworkFileError('{} holds {}, no network weights ({}).'.format(path, describe_value(checkpoint), _SHAPE))
 
+
+
+# ------------------------------------------------------------------------------------------- training checkpoints
+_STATS_CLASSES = {('ltr.admin.stats', 'AverageMeter'), ('ltr.admin.stats', 'StatValue'),
+                  ('dlframework.common.utils.stats', 'AverageMeter'), ('dlframework.common.utils.stats', 'StatValue')}
+
+
+def _rebuild_record(value: Any, path: str, where: str) -> Any:
+    """``value`` with the ltr records a training resume uses made real again: constructors through the allow-list,
+    statistics meters (``ltr.admin.stats``) from their plain state; any other record is refused."""
+    if isinstance(value, UnresolvedGlobal):
+        key = (value.module, value.name)
+        if key in _CONSTRUCTOR_CLASSES:
+            return rebuild_constructor(value, path, where)
+        state = getattr(value, 'state', None)
+        if key in _STATS_CLASSES and isinstance(state, dict) and not getattr(value, 'args', ()):
+            _check_plain(state, path, where)
+            meter_class = getattr(importlib.import_module('ltr.admin.stats'), value.name)
+            meter = meter_class.__new__(meter_class)
+            meter.__dict__.update(state)
+            return meter
+        raise _refusal(path, '{} (in {})'.format(value.qualified_name(), where))
+    if isinstance(value, dict):
+        return type(value)((key, _rebuild_record(item, path, '{}[{!r}]'.format(where, key)))
+                           for key, item in value.items())
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(_rebuild_record(item, path, where) for item in value)
+    _check_plain(value, path, where)
+    return value
+
+
+def read_training_checkpoint(path: str) -> Dict[str, Any]:
+    """An ltr training checkpoint as ``BaseTrainer.load_checkpoint`` uses it, read without running pickled code:
+    tensors and plain values, ltr's statistics meters and constructors rebuilt from their plain state; ``settings``
+    (which ltr ignores when resuming) stays an inert record. Refusals and damage are one-line
+    :class:`NetworkFileError` naming the file; with ``PYTRACKING_TRUST_NETWORK_FILES=1``, pickle, announced."""
+    path = os.fspath(path)
+    if trusted_loading():
+        _announce_pickle(path, 'the training checkpoint')
+        return _pickle_load(path)
+    checkpoint = unpickle_network_file(path)
+    if not isinstance(checkpoint, dict) or not is_state_dict(checkpoint.get('net')):
+        raise NetworkFileError("{} is not an ltr training checkpoint: it holds {}, not a dict with the network's "
+                               "weights under 'net' as ltr's trainer writes it.".format(
+                                   path, describe_value(checkpoint)))
+    return {key: value if key == 'settings' else _rebuild_record(value, path, repr(key))
+            for key, value in checkpoint.items()}

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOOTPRINT_FILE = os.path.join(PROJECT_ROOT, 'settings', 'footprint.txt')
@@ -200,58 +200,74 @@ def check_jpeg(report: Report) -> None:
                     'sudo apt-get install libturbojpeg0 (or conda install -c conda-forge libjpeg-turbo)')
 
 
-def _check_folder(report: Report, name: str, path: str, needed_for: str) -> None:
+def _nearest_existing(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _check_folder(report: Report, local_file: str, name: str, path: str, needed_for: str, output: bool) -> None:
+    """One folder setting: unset is fine (not used), a set input folder must exist, a set output folder must exist
+    or be creatable (pytracking and ltr create their output folders)."""
+    fix = 'create it, or correct {} in {}'.format(name, local_file)
     if not path:
         report.info('{} not set ({})'.format(name, needed_for))
     elif os.path.isdir(path):
         report.ok('{} = {}'.format(name, path))
+    elif os.path.exists(path):
+        report.fail('{} = {} is not a folder ({})'.format(name, path, needed_for), 'correct {} in {}'.format(
+            name, local_file))
+    elif not output:
+        report.fail('{} = {} does not exist ({})'.format(name, path, needed_for), fix)
+    elif os.access(_nearest_existing(path), os.W_OK):
+        report.info('{} = {} does not exist yet ({}; created when first written)'.format(name, path, needed_for))
     else:
-        report.warn('{} = {} does not exist ({})'.format(name, path, needed_for),
-                    'create it, or correct {} in the local.py file above'.format(name))
+        report.fail('{} = {} does not exist and cannot be created ({} is not writable)'.format(
+            name, path, _nearest_existing(path)), fix)
 
 
-def _read_local_settings(report: Report, checkout: Optional[str], local_file: str, read_settings: Callable[[], object],
-                         folders: Sequence[Tuple[str, str]]):
-    """One local.py's section: each folder setting ``(name, what it is for)`` checked; its settings, or None when the
-    file cannot be read."""
+def _read_local_settings(report: Report, checkout: Optional[str], local: Tuple[str, str],
+                         folders: Sequence[Tuple[str, str, bool]]):
+    """One local.py's section: each folder setting ``(name, what it is for, whether it is an output)`` checked; its
+    settings, or None when the file cannot be read (reported with its line; the file is never rewritten)."""
+    from ltr_plugins.common.local_settings import LocalSettingsError, load_local_settings, local_file_path
+    try:
+        local_file = local_file_path(local[0])
+    except Exception:       # pytracking does not import: reported in its section
+        local_file = os.path.join(checkout or '<pytracking>', local[0].replace('.', '/') + '.py')
     report.section('Paths ({})'.format(local_file))
     try:
-        env = read_settings()
-    except Exception as exc:
-        report.fail('{} cannot be read: {!r}'.format(local_file, exc),
-                    'correct {} or remove it and run {}'.format(
-                        os.path.join(checkout or '<pytracking>', local_file), REINSTALL))
+        env = load_local_settings(*local)
+    except LocalSettingsError as error:
+        where = '{}, line {}'.format(error.path, error.line) if error.line else error.path
+        report.fail('{} cannot be read: {}'.format(where, error.reason),
+                    '{} (the doctor left it as it is)'.format(error.fix.split(' (')[0]))
         return None
-    for name, use in folders:
-        _check_folder(report, name, getattr(env, name, ''), use)
+    except Exception as error:
+        report.fail('{} cannot be read: {!r}'.format(local_file, error), REINSTALL)
+        return None
+    for name, use, output in folders:
+        _check_folder(report, local_file, name, getattr(env, name, ''), use, output)
     return env
-
-
-def _ltr_settings():
-    from ltr.admin.environment import env_settings
-    return env_settings()
-
-
-def _pytracking_settings():
-    from pytracking.evaluation.environment import env_settings
-    return env_settings()
 
 
 def check_local_settings(report: Report, checkout: Optional[str]) -> List[str]:
     """The paths of both local.py files; returns the folders where network files are looked up."""
+    from ltr_plugins.common.local_settings import LTR_LOCAL, PYTRACKING_LOCAL
     folders: List[str] = []
     ltr_env = _read_local_settings(
-        report, checkout, 'ltr/admin/local.py', _ltr_settings,
-        (('workspace_dir', 'checkpoints'), ('tensorboard_dir', 'training logs'),
-         ('pretrained_networks', 'the teacher super_dimp.pth.tar'), ('lasot_dir', 'training mkdnet'),
-         ('got10k_dir', 'training mkdnet'), ('trackingnet_dir', 'training mkdnet'),
-         ('latot_dir', 'training on LaTOT')))
+        report, checkout, LTR_LOCAL,
+        (('workspace_dir', 'checkpoints', True), ('tensorboard_dir', 'training logs', True),
+         ('pretrained_networks', 'the teacher super_dimp.pth.tar', False), ('lasot_dir', 'training mkdnet', False),
+         ('got10k_dir', 'training mkdnet', False), ('trackingnet_dir', 'training mkdnet', False),
+         ('latot_dir', 'training on LaTOT', False)))
     if ltr_env is not None:
         folders.append(getattr(ltr_env, 'pretrained_networks', ''))
     pytracking_env = _read_local_settings(
-        report, checkout, 'pytracking/evaluation/local.py', _pytracking_settings,
-        (('network_path', 'tracking networks'), ('results_path', 'tracking results'),
-         ('result_plot_path', 'reports and plots'), ('latot_path', 'the latot datasets')))
+        report, checkout, PYTRACKING_LOCAL,
+        (('network_path', 'tracking networks', False), ('results_path', 'tracking results', True),
+         ('result_plot_path', 'reports and plots', True), ('latot_path', 'the latot datasets', False)))
     if pytracking_env is not None:
         from pytracking_plugins.network_folders import network_folders
         folders[:0] = network_folders()

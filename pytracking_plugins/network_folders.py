@@ -7,12 +7,14 @@ from typing import List
 
 def network_folders() -> List[str]:
     """pytracking's network folders (``settings.network_path`` in pytracking/evaluation/local.py), absolute, in
-    order, without duplicates; empty when local.py is not set up."""
+    order, without duplicates; empty when local.py is missing (a broken one is an error naming its line)."""
+    from ltr_plugins.common.local_settings import PYTRACKING_LOCAL, LocalSettingsError, load_local_settings
     try:
-        from pytracking.evaluation.local import local_env_settings
-    except ImportError:
-        return []
-    folders = local_env_settings().network_path
+        folders = load_local_settings(*PYTRACKING_LOCAL).network_path
+    except LocalSettingsError as error:
+        if error.missing:
+            return []
+        raise
     folders = list(folders) if isinstance(folders, (list, tuple)) else [folders]
     unique = []
     for folder in folders:

@@ -51,15 +51,20 @@ class Installation:
         return subprocess.run(['git', '-C', self.pytracking, *args], check=True, text=True,
                               stdout=subprocess.PIPE).stdout
 
-    def install(self, *args: str, expect: int = 0) -> str:
+    def install_env(self, **extra: str) -> dict:
         env = {key: value for key, value in os.environ.items() if not key.startswith(('VIRTUAL_ENV', 'PYTHON'))}
+        env.update(extra)
+        return env
+
+    def install(self, *args: str, expect: int = 0, **env: str) -> str:
         result = subprocess.run(['bash', os.path.join(self.project, 'install.sh'), *args], cwd=self.project,
-                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+                                env=self.install_env(**env), text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, timeout=900, start_new_session=True)
         assert result.returncode == expect, result.stdout
         return result.stdout
 
-    def install_here(self, expect: int = 0) -> str:
-        return self.install('--env', self.python, '--pytracking', self.pytracking, expect=expect)
+    def install_here(self, expect: int = 0, **env: str) -> str:
+        return self.install('--env', self.python, '--pytracking', self.pytracking, expect=expect, **env)
 
     def run(self, *args: str, cwd: str = None, expect: int = 0) -> str:
         result = subprocess.run([self.python, *args], cwd=cwd or '/', text=True, stdout=subprocess.PIPE,
@@ -99,6 +104,8 @@ def test_installs_into_a_separate_environment_with_the_documented_footprint(inst
     assert {line[3:] for line in installation.git('status', '--porcelain').splitlines()} == {
         'ltr/admin/loading.py', 'ltr/models/backbone/resnet.py', 'ltr/models/backbone/resnet_mrcnn.py',
         'ltr/models/bbreg/atom_iou_net.py', 'ltr/models/target_classifier/initializer.py',
+        'ltr/admin/environment.py', 'pytracking/evaluation/environment.py', 'ltr/data/loader.py',
+        'ltr/trainers/ltr_trainer.py', 'ltr/models/backbone/swin_transformer_flex.py',
         'pytracking/analysis/plot_results.py', 'pytracking/evaluation/datasets.py',
         'pytracking/evaluation/running.py', 'pytracking/evaluation/tracker.py', 'pytracking/run_tracker.py',
         'pytracking/tracker/dimp/dimp.py', 'ltr/train_settings/mkdnet', 'pytracking/parameter/mkdnet', 'pytracking/tracker/mkdnet'}
@@ -194,6 +201,145 @@ def test_tracker_and_training_run_with_the_environments_python(installation, syn
     assert sorted(checkpoints) == ['MKDNetStudent_ep0001.pth.tar', 'MKDNetStudent_ep0002.pth.tar']
     installation.set_local('pytracking/evaluation/local.py', "settings.latot_path = {!r}".format(
         synthetic_latot.root), "settings.latot_path = ''")
+
+
+GIT_SHIM = r"""#!/bin/bash
+# git, except that when install.sh applies {patch} the run is interrupted, once, as a user would interrupt it.
+if [[ " $* " == *" apply "* && " $* " == *"{patch}"* && " $* " != *" --check "* && " $* " != *" --reverse "* \
+      && ! -e {marker} ]]; then
+  touch {marker}
+  {action}
+fi
+exec {git} "$@"
+"""
+INTERRUPTIONS = {
+    # Ctrl-C: SIGINT to the whole foreground process group (install.sh and the git it runs, which dies of it).
+    'SIGINT': ('kill -INT 0; exit 130', 130),
+    # kill <pid of install.sh>: SIGTERM to the script alone, while git goes on and applies the patch.
+    'SIGTERM': ('kill -TERM $PPID', 143),
+}
+
+
+@pytest.mark.parametrize('signal_name', sorted(INTERRUPTIONS))
+def test_an_interrupted_install_undoes_every_change_it_made(installation, tmp_path, signal_name):
+    """Interrupted after patches 01-03, while patch 04 is applied: the run exits with the signal's status and
+    leaves pytracking and the environment as they were before it."""
+    installation.install('--uninstall')
+    before = installation.fingerprint()
+    action, status = INTERRUPTIONS[signal_name]
+    shim = tmp_path / 'bin'
+    shim.mkdir()
+    (shim / 'git').write_text(GIT_SHIM.format(patch='04-subpixel-results.patch', marker=tmp_path / 'interrupted',
+                                              action=action, git=shutil.which('git')))
+    (shim / 'git').chmod(0o755)
+    try:
+        output = installation.install_here(expect=status, PATH='{}:{}'.format(shim, os.environ['PATH']))
+        assert '[install] patched pytracking: 03-register-latot-datasets.patch' in output
+        assert '[install] interrupted ({}): undoing the '.format(signal_name) in output
+        assert 'could not undo' not in output and '[install] ready' not in output
+        assert installation.fingerprint() == before
+        assert installation.git('status', '--porcelain', '--untracked-files=all') == ''
+        assert not os.path.exists(os.path.join(installation.site_packages, 'pytracking_plugins.pth'))
+        assert '[install] nothing to uninstall' in installation.install('--uninstall')
+    finally:
+        installation.install_here()
+    installation.doctor(expect=0)
+
+
+def test_a_second_install_waits_for_the_one_running(installation):
+    """Two install.sh at once: the second says which process it waits for, then finds everything in place."""
+    import fcntl
+    lock = os.path.join(installation.project, '.install-state', 'lock')
+    with open(lock, 'a+') as held:
+        fcntl.flock(held, fcntl.LOCK_EX)                 # what a running install.sh holds
+        held.seek(0)
+        held.truncate()
+        held.write('4242\n')
+        held.flush()
+        second = subprocess.Popen(['bash', os.path.join(installation.project, 'install.sh'), '--env',
+                                   installation.python, '--pytracking', installation.pytracking],
+                                  cwd=installation.project,
+                                  env=installation.install_env(), text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        first_line = second.stdout.readline()
+        assert first_line == '[install] another install.sh is running in {} (process 4242): waiting for it to ' \
+                             'finish\n'.format(installation.project)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    rest = second.stdout.read()
+    assert second.wait(timeout=900) == 0, rest
+    assert rest.rstrip().splitlines()[-1].startswith('[install] ready:')
+    installation.doctor(expect=0)
+
+
+def test_env_that_is_not_a_python_is_refused_in_one_line(installation):
+    output = installation.install('--env', '/etc/passwd', expect=1)
+    assert output == ('[install] error: --env /etc/passwd: not a Python interpreter (it does not run Python code); '
+                      'give the python executable, e.g. --env /path/to/env/bin/python\n')
+
+
+def _break(installation, local: str, old: str, new: str) -> int:
+    """Edits a local.py line; returns the line's number."""
+    installation.set_local(local, old, new)
+    lines = open(os.path.join(installation.pytracking, local)).read().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if line.startswith(new))
+
+
+def test_a_broken_local_py_is_named_with_its_line_and_never_rewritten(installation):
+    """A syntax error or a failing line in either local.py: the doctor, run_tracker.py and run_training.py name
+    the file and line and leave it exactly as it is -- also without patch 11 (the doctor never calls pytracking's
+    env_settings, which would write its defaults over the file)."""
+    ltr_local, pytracking_local = 'ltr/admin/local.py', 'pytracking/evaluation/local.py'
+    originals = {local: open(os.path.join(installation.pytracking, local), 'rb').read()
+                 for local in (ltr_local, pytracking_local)}
+    ltr_line = _break(installation, ltr_local, "        self.lasot_dir = ''", '        self.lasot_dir = undefined_name')
+    pytracking_line = _break(installation, pytracking_local, "    settings.latot_path = ''",
+                             '    settings.latot_path = (')
+    broken = {local: open(os.path.join(installation.pytracking, local), 'rb').read() for local in originals}
+    ltr_path, pytracking_path = (os.path.join(installation.pytracking, p) for p in (ltr_local, pytracking_local))
+    patch = os.path.join(installation.project, 'settings', 'pytracking_patches', '11-keep-broken-local-py.patch')
+    try:
+        report = installation.doctor(expect=1)
+        assert ("FAIL  {}, line {} cannot be read: NameError: name 'undefined_name' is not defined\n"
+                "        fix: correct line {} (the doctor left it as it is)".format(ltr_path, ltr_line, ltr_line)
+                ) in report
+        assert ("FAIL  {}, line {} cannot be read: SyntaxError: '(' was never closed".format(
+            pytracking_path, pytracking_line)) in report
+        tracking = installation.run('run_tracker.py', 'dimp', 'super_dimp', '--dataset_name', 'otb',
+                                    cwd=os.path.join(installation.pytracking, 'pytracking'), expect=1)
+        assert tracking.splitlines()[-1] == (
+            "ltr_plugins.common.local_settings.LocalSettingsError: {}, line {}: SyntaxError: '(' was never closed; "
+            'correct line {} (it was left as it is)'.format(pytracking_path, pytracking_line, pytracking_line))
+        training = installation.run('run_training.py', 'mkdnet', 'smoke', cwd=os.path.join(installation.pytracking,
+                                                                                           'ltr'), expect=1)
+        assert "{}, line {}: NameError: name 'undefined_name' is not defined".format(ltr_path, ltr_line) \
+            in training.splitlines()[-1]
+        installation.git('apply', '--reverse', patch)
+        report = installation.doctor(expect=1)
+        assert 'FAIL  patch 11-keep-broken-local-py.patch is not applied' in report
+        assert '{}, line {} cannot be read'.format(pytracking_path, pytracking_line) in report
+        for local, content in broken.items():
+            assert open(os.path.join(installation.pytracking, local), 'rb').read() == content, local
+    finally:
+        for local, content in originals.items():
+            with open(os.path.join(installation.pytracking, local), 'wb') as f:
+                f.write(content)
+        installation.install_here()
+    installation.doctor(expect=0)
+
+
+def test_doctor_fails_on_a_folder_local_py_names_that_does_not_exist(installation, tmp_path):
+    missing = str(tmp_path / 'no-such-latot')
+    installation.set_local('pytracking/evaluation/local.py', "settings.latot_path = ''",
+                           'settings.latot_path = {!r}'.format(missing))
+    try:
+        report = installation.doctor(expect=1)
+        local = os.path.join(installation.pytracking, 'pytracking', 'evaluation', 'local.py')
+        assert ('FAIL  latot_path = {} does not exist (the latot datasets)\n        fix: create it, or correct '
+                'latot_path in {}'.format(missing, local)) in report
+    finally:
+        installation.set_local('pytracking/evaluation/local.py', 'settings.latot_path = {!r}'.format(missing),
+                               "settings.latot_path = ''")
+    installation.doctor(expect=0)
 
 
 def test_a_failed_install_undoes_its_changes_and_uninstall_restores_pytracking(installation):

@@ -428,6 +428,74 @@ def test_planted_pickle_never_runs(env, tmp_path):
     assert 0 < evaluation.scores()['Commas']['SR'] < 1 and not marker.exists()
 
 
+def _forge(path: str, change) -> None:
+    """Rewrites the cache at ``path`` with ``change(key, curves) -> (key, curves, digest or None)`` applied to its
+    entry, as someone editing the npz would (digest None: the old one is kept)."""
+    cache = C.CurveCache.load(path)
+    (key, curves), = cache.entries.items()
+    new_key, forged, digest = change(key, curves)
+    arrays = {'format': np.array([C.CACHE_FORMAT]), 'keys': np.array([new_key], dtype='<U40'),
+              'digests': np.array([digest or C.entry_digest(key, curves)], dtype='<U40')}
+    for field, value in forged._asdict().items():
+        arrays['entry0_' + field] = np.asarray(value, dtype=np.int64 if field in C._COUNT_FIELDS else np.float64)
+    with open(path, 'wb') as f:
+        np.savez(f, **arrays)
+
+
+FORGERIES = {
+    # The issue's case: valid shapes, SR 7.5, the digest recomputed too.
+    'out of range': (lambda key, c: (key, c._replace(success=np.full_like(c.success, 7.5)), C.entry_digest(
+        key, c._replace(success=np.full_like(c.success, 7.5)))), 'success value 7.5 outside [0, 1]'),
+    'edited value': (lambda key, c: (key, c._replace(success=c.success * 0.5), None),
+                     'its values do not match its digest'),
+    'not frame counts': (lambda key, c: (key, c._replace(success=c.success * 0.999), C.entry_digest(
+        key, c._replace(success=c.success * 0.999))), 'success values that are not frame counts of their sequences'),
+    'partly NaN': (lambda key, c: (key, c._replace(precision=np.where(np.arange(51) == 3, np.nan, c.precision)),
+                                   C.entry_digest(key, c._replace(precision=np.where(np.arange(51) == 3, np.nan,
+                                                                                     c.precision)))),
+                   'precision curve partly NaN'),
+}
+
+
+@pytest.mark.parametrize('forgery', sorted(FORGERIES))
+def test_a_forged_cache_entry_is_recomputed_with_one_line(forgery, env, tmp_path):
+    output = str(tmp_path / 'report')
+    reference = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+    path = os.path.join(output, C.CACHE_FILE_NAME)
+    change, reason = FORGERIES[forgery]
+    _forge(path, change)
+    result = run_command('pytracking_plugins.analysis.latot', [
+        '--results', env.external['Commas'], '--output-dir', output, '--no-plots', '--json',
+        str(tmp_path / 'scores.json')], env.settings)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        'Ignoring 1 of the 1 entries of the analysis cache {} (entry 0: {}); their scores are recomputed and the '
+        'file rewritten'.format(path, reason)]
+    with open(str(tmp_path / 'scores.json')) as f:
+        assert json.load(f)['overall']['Commas']['SR'] == reference.scores()['Commas']['SR']
+    assert len(C.CurveCache.load(path).entries) == 1                         # rewritten, valid
+
+
+def test_a_cache_entry_for_other_frame_counts_is_not_used(env, tmp_path, capsys):
+    """A key that matches, with values made for other denominators (a forged or foreign file): recomputed."""
+    output = str(tmp_path / 'report')
+    reference = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+    path = os.path.join(output, C.CACHE_FILE_NAME)
+
+    def fewer_frames(key, curves):
+        forged = curves._replace(num_valid=curves.num_valid * 2, precision=curves.precision / 2,
+                                 norm_precision=curves.norm_precision / 2, success=curves.success / 2)
+        return key, forged, C.entry_digest(key, forged)
+    _forge(path, fewer_frames)
+    capsys.readouterr()
+    evaluation = latot.evaluate([env.external['Commas']], 'latot_test', output_dir=output, verbose=False)
+    assert evaluation.scores() == reference.scores()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith('Ignoring entry ') and line.endswith(
+        'of the analysis cache {}: it was made for other frame counts than these sequences have; its scores are '
+        'recomputed'.format(path))
+
+
 # Bad results ------------------------------------------------------------------------------------------------------
 
 def test_missing_results_are_listed_unless_skipped(env, tmp_path):
@@ -455,6 +523,14 @@ def test_missing_results_are_listed_unless_skipped(env, tmp_path):
     (lambda lines: ['187.92,210.26,0,4.41'] + lines[1:],
      r'{path}, line 1: invalid first-frame box 187.92,210.26,0,4.41'),
     (lambda lines: ['', '0,0,0,0'] + lines[1:], r'{path}, line 2: invalid first-frame box 0,0,0,0'),
+    # Python's float() reads '1_0' as 10 and other scripts' digits as numbers: neither is a box file's number.
+    (lambda lines: lines[:2] + ['1_0,2,3,4'] + lines[3:], "{path}, line 3: expected four numbers x,y,w,h, got "
+                                                          "'1_0,2,3,4'"),
+    (lambda lines: lines[:2] + ['\u0661,2,3,4'] + lines[3:], '{path}, line 3: expected four numbers x,y,w,h'),
+    # An empty line among the boxes: the count is off, and the message says where.
+    (lambda lines: lines[:4] + [''] + lines[5:], r'{path}: \d+ boxes, but the sequence has \d+ frames \(one x,y,w,h '
+                                                 r'line per frame is needed; line 5 is empty; write 0,0,0,0 for a '
+                                                 r'frame without a box\)'),
 ])
 def test_bad_result_files_name_file_and_line(env, tmp_path, change, message):
     folder = _copy_results(env, tmp_path)
@@ -465,6 +541,76 @@ def test_bad_result_files_name_file_and_line(env, tmp_path, change, message):
         f.write('\n'.join(change(lines)) + '\n')
     with pytest.raises(ResultsError, match=message.format(path=path)):
         latot.evaluate([folder], 'latot_test', output_dir=str(tmp_path), verbose=False)
+
+
+def test_a_result_path_that_is_no_file_is_named_with_what_it_is(env, tmp_path):
+    """A folder, a symbolic link loop or a dangling link where a result file should be is not 'missing'."""
+    folder = _copy_results(env, tmp_path)
+    paths = [os.path.join(folder, name + '.txt') for name in TEST_NAMES[:3]]
+    for path in paths:
+        os.remove(path)
+    os.mkdir(paths[0])
+    os.symlink(paths[1], paths[1])
+    os.symlink(str(tmp_path / 'nowhere.txt'), paths[2])
+    with pytest.raises(ResultsError) as error:
+        latot.evaluate([folder], 'latot_test', output_dir=str(tmp_path), skip_missing=True, verbose=False)
+    assert str(error.value) == (
+        "3 result paths exist but are no result file: {}: a folder, not a result file; {}: a symbolic link loop; "
+        "{}: a symbolic link to {}, which does not exist (each must be the sequence's x,y,w,h text file)".format(
+            paths[0], paths[1], paths[2], tmp_path / 'nowhere.txt'))
+    result = run_command('pytracking_plugins.analysis.latot', ['--results', folder, '--output-dir',
+                                                               str(tmp_path / 'report')], env.settings)
+    assert result.returncode == 2 and result.stderr == 'error: {}\n'.format(error.value)
+
+
+def test_a_result_path_that_is_a_pipe_is_named(env, tmp_path):
+    folder = _copy_results(env, tmp_path)
+    path = os.path.join(folder, TEST_NAMES[4] + '.txt')
+    os.remove(path)
+    os.mkfifo(path)                  # reading it would wait forever
+    with pytest.raises(ResultsError, match="^1 result path exists but is no result file: {}: not a regular file "
+                                           r"\(each must be".format(path)):
+        latot.evaluate([folder], 'latot_test', output_dir=str(tmp_path), verbose=False)
+
+
+@pytest.mark.parametrize('value', ['100000000', '1e8', '0', '-5', 'many'])
+def test_bootstrap_resamples_are_bounded(value, env, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        latot.main(['--results', env.external['Commas'], '--bootstrap-resamples', value, '--output-dir',
+                    str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "argument --bootstrap-resamples: {!r}: give a whole number from 1 to 100000 (default 1000)".format(value))
+    with pytest.raises(ValueError, match=r'^bootstrap resamples 100000001: give a whole number from 1 to 100000'):
+        latot.evaluate([env.external['Commas']], 'latot_test', output_dir=str(tmp_path),
+                       bootstrap_resamples=100000001)
+
+
+def test_names_that_are_not_utf8_work_end_to_end(env, tmp_path):
+    """A results folder, an output folder and a JSON file whose names are not UTF-8, with plots, printing to a strict
+    UTF-8 stream: the label shows U+FFFD, the paths keep their bytes, every file is written."""
+    base = os.fsencode(str(tmp_path))
+    results = os.fsdecode(base + b'/Res\xff')
+    os.rename(_copy_results(env, tmp_path), results)
+    output = os.fsdecode(base + b'/out\xfe')
+    json_path = os.path.join(output, os.fsdecode(b's\xfd.json'))
+    args = [sys.executable, '-c', _DRIVER, 'pytracking_plugins.analysis.latot', '--results', results,
+            '--output-dir', output, '--json', json_path]
+    for run in range(2):                                               # the second from the cache
+        result = subprocess.run(args, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                timeout=300, env=dict(os.environ, LATOT_TEST_SETTINGS=json.dumps(env.settings),
+                                                      MPLBACKEND='Agg', PYTHONIOENCODING='utf-8:strict'))
+        assert result.returncode == 0, result.stderr.decode('utf-8', 'replace')
+        assert result.stderr == b''
+        assert '1  Res\ufffd ' in result.stdout.decode('utf-8', 'surrogateescape')
+        assert b'  ' + os.fsencode(json_path) + b'\n' in result.stdout            # its bytes, as they are on disk
+    with open(json_path) as f:
+        exported = json.load(f)
+    assert list(exported['overall']) == ['Res\ufffd']
+    assert exported['trackers'][0]['results_dir'] == results
+    assert {'success_plot.png', 'success_plot.pdf', 'report.md', C.CACHE_FILE_NAME} <= set(os.listdir(output))
+    with open(os.path.join(output, 'report.md'), 'rb') as f:
+        assert 'Res\ufffd'.encode('utf-8') in f.read()
 
 
 def test_labels_must_be_unique(env, tmp_path):

@@ -146,3 +146,16 @@ def test_bad_flag_file_names_the_file(root):
         f.write('1,0\n')
     with pytest.raises(latot_attributes.AttributeFormatError, match='attributes.txt, line 1: expected 12 flags'):
         LaTOTDataset('test', root=root, allow_missing=True).get_attribute_names()
+
+
+def test_pytracking_attribute_route_on_a_partial_latot(root, latot_path):
+    """get_dataset_attributes passes allow_missing on to every dataset it builds (patch 14)."""
+    from pytracking.evaluation import get_dataset_attributes
+    make_sequence(root, TEST_NAMES[0], still(3), flags={'SV', 'FM'})
+    make_sequence(root, TEST_NAMES[1], still(3), flags={'FM'})
+    latot_path(root)
+    with pytest.raises(latot_data.LaTOTFormatError, match='163 of 165 LaTOT sequences are missing'):
+        get_dataset_attributes('latot_test')
+    datasets = get_dataset_attributes('latot_test', allow_missing=True)
+    assert {attribute: [s.name for s in sequences] for attribute, sequences in datasets.items()} == {
+        'SV': [TEST_NAMES[0]], 'FM': [TEST_NAMES[0], TEST_NAMES[1]]}

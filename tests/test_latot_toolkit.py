@@ -58,8 +58,10 @@ def test_ground_truth_not_all_positive_and_the_denominator():
     assert scores['PR'] == pytest.approx(6 / 7, abs=1e-15)
     # NPR at 0.20: f0 (0), f3, f4 (-1) hit; 0.5, 0.5, 0.5, 0.6 miss -> 3/7.
     assert scores['NPR'] == pytest.approx(3 / 7, abs=1e-15)
-    # NPR_AUC: thresholds met of 51: 51, 1, 1, 51, 51, 1, 0 -> 156/357 (paper's NPR: 54/255).
-    assert scores['NPR_AUC'] == pytest.approx(156 / 357, abs=1e-15)
+    # NPR_AUC: thresholds met of 51: 51, 0, 0, 51, 51, 1, 0 -> 154/357 (paper's NPR: 54/255). f1 and f2 are 0.5
+    # on paper, but 0.5000000000000001 in the toolkit's arithmetic (17.5/10 - 14.5/10 = 0.30000000000000004), which
+    # t = 0.50 does not count; f5's 1.95 - 1.45 is 0.5 and counts.
+    assert scores['NPR_AUC'] == pytest.approx(154 / 357, abs=1e-15)
     # SR: thresholds beaten of 21: 20, 6, 6, 0, 0, 10, 5 -> 47/147 (paper: 47/105).
     assert scores['SR'] == pytest.approx(47 / 147, abs=1e-15)
     assert curves.num_valid.tolist() == [7] and curves.repaired.tolist() == [1]      # f2
@@ -73,7 +75,7 @@ def test_absent_flags_leave_the_numerator_only():
     scores, _ = toolkit(PRED, GT, absent)
     assert scores['PR'] == pytest.approx(5 / 7, abs=1e-15)
     assert scores['NPR'] == pytest.approx(2 / 7, abs=1e-15)
-    assert scores['NPR_AUC'] == pytest.approx(105 / 357, abs=1e-15)
+    assert scores['NPR_AUC'] == pytest.approx(103 / 357, abs=1e-15)     # 154 less f3's 51
     assert scores['SR'] == pytest.approx(47 / 147, abs=1e-15)
     assert paper(PRED, GT, ~np.asarray(absent)) == paper(PRED, GT)
     # Flag f6 (the 6 px frame) instead: toolkit PR unchanged (f6 missed anyway), SR loses its 5 -> 42/147;
@@ -143,43 +145,90 @@ def test_sequences_with_an_all_zero_curve_leave_that_mean_only():
     assert float(metrics.average(scores.SR)) == pytest.approx(26 / 42, abs=1e-15)
 
 
+# 0:0.05:1 as MATLAB holds it (its colon counts the second half down from 1; 0:0.1:1 likewise holds
+# 0.30000000000000004): the values eval_tracker.m compares overlaps with.
+MATLAB_OVERLAP_THRESHOLDS = [0.0, 0.05, 0.1, 0.15000000000000002, 0.2, 0.25, 0.30000000000000004, 0.35000000000000003,
+                             0.4, 0.45, 0.5, 0.55, 0.6, 0.6499999999999999, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
+EPS = 2.0 ** -52
+
+
+def _matlab_min(a, b):      # MATLAB's min / max ignore a NaN argument
+    return b if math.isnan(a) else a if math.isnan(b) else min(a, b)
+
+
+def _matlab_max(a, b):
+    return b if math.isnan(a) else a if math.isnan(b) else max(a, b)
+
+
+def calc_rect_int(a, b):
+    """calc_rect_int.m for one pair of rows, statement by statement."""
+    left_a, bottom_a = a[0], a[1]
+    right_a, top_a = left_a + a[2] - 1, bottom_a + a[3] - 1
+    left_b, bottom_b = b[0], b[1]
+    right_b, top_b = left_b + b[2] - 1, bottom_b + b[3] - 1
+    tmp = (_matlab_max(0.0, _matlab_min(right_a, right_b) - _matlab_max(left_a, left_b) + 1)
+           * _matlab_max(0.0, _matlab_min(top_a, top_b) - _matlab_max(bottom_a, bottom_b) + 1))
+    area_a, area_b = a[2] * a[3], b[2] * b[3]
+    return tmp / (area_a + area_b - tmp)
+
+
 def toolkit_reference(pred, gt, absent):
-    """The toolkit's rules frame by frame, in plain Python: repairs in order, then the first frame, then counts."""
+    """The LaSOT toolkit on one sequence in plain Python floats (IEEE doubles, as MATLAB's), statement by statement:
+    calc_seq_err_robust.m (repairs, first frame, absent rows removed, centres, overlaps), eval_tracker.m (counts
+    over MATLAB's thresholds, / (len_all + eps)). Returns the three curves (None where plot_draw_save drops the
+    row) and the number of repaired predictions."""
     n = len(gt)
-    boxes = [list(p) for p in pred[:n]]
+    results = [list(p) for p in pred[:n]]
     repaired = 0
     for i in range(1, n):
-        r = boxes[i]
-        if (any(math.isnan(v) for v in r) or r[2] <= 0 or r[3] <= 0) and not any(math.isnan(v) for v in gt[i]):
-            boxes[i] = boxes[i - 1]
+        r, r_anno = results[i], gt[i]
+        if (any(math.isnan(v) for v in r) or r[2] <= 0 or r[3] <= 0) and not any(math.isnan(v) for v in r_anno):
+            results[i] = results[i - 1]
             repaired += 1
-    boxes[0] = list(gt[0])
-    precision, normalised, success = [0] * 51, [0] * 51, [0] * 21
-    for i in range(n):
-        if absent[i]:
-            continue
-        g, p = gt[i], boxes[i]
+    rect_mat = results
+    rect_mat[0] = list(gt[0])
+    rows = [(rect_mat[i], gt[i]) for i in range(n) if not absent[i]]
+    errors, norm_errors, coverage = [], [], []
+    for r, g in rows:
+        center = (r[0] + (r[2] - 1) / 2, r[1] + (r[3] - 1) / 2)
+        center_gt = (g[0] + (g[2] - 1) / 2, g[1] + (g[3] - 1) / 2)
         if all(v > 0 for v in g):
-            dx = (p[0] + p[2] / 2) - (g[0] + g[2] / 2)
-            dy = (p[1] + p[3] / 2) - (g[1] + g[3] / 2)
-            error, norm_error = math.hypot(dx, dy), math.hypot(dx / g[2], dy / g[3])
-            iw = max(0.0, min(p[0] + p[2], g[0] + g[2]) - max(p[0], g[0]))
-            ih = max(0.0, min(p[1] + p[3], g[1] + g[3]) - max(p[1], g[1]))
-            overlap = iw * ih / (p[2] * p[3] + g[2] * g[3] - iw * ih)
+            dx, dy = center[0] - center_gt[0], center[1] - center_gt[1]
+            errors.append(math.sqrt(dx * dx + dy * dy))
+            nx, ny = center[0] / g[2] - center_gt[0] / g[2], center[1] / g[3] - center_gt[1] / g[3]
+            norm_errors.append(math.sqrt(nx * nx + ny * ny))
+            coverage.append(calc_rect_int(r, g))
         else:
-            error = norm_error = overlap = -1.0
-        for k in range(51):
-            precision[k] += error <= k + 1e-9
-            normalised[k] += norm_error <= k / 100 + 1e-9
-        for k in range(21):
-            success[k] += overlap > k / 20 + 1e-9
+            errors.append(-1.0)
+            norm_errors.append(-1.0)
+            coverage.append(-1.0)
+    len_all = n + EPS
+    precision = [sum(e <= k for e in errors) / len_all for k in range(51)]
+    normalised = [sum(e <= k / 100 for e in norm_errors) / len_all for k in range(51)]
+    success = [sum(o > t for o in coverage) / len_all for t in MATLAB_OVERLAP_THRESHOLDS]
+    kept = [curve if sum(curve) > EPS else None for curve in (precision, normalised, success)]
+    return kept, repaired
 
-    def kept(curve):
-        return None if sum(curve) == 0 else [c / n for c in curve]
 
-    precision, normalised, success = kept(precision), kept(normalised), kept(success)
+def plot_draw_save(rows):
+    """plot_draw_save.m's score of one tracker: the kept rows averaged per threshold, then the curve's mean (AUC) or
+    its value at a threshold."""
+    rows = [row for row in rows if row is not None]
+    bb = [sum(column) / len(rows) for column in zip(*rows)]
+    return bb
+
+
+def reference_scores(per_sequence):
+    """``{'PR', 'NPR', 'SR', 'NPR_AUC'}`` of one tracker from :func:`toolkit_reference`'s curves."""
+    precision, normalised, success = (plot_draw_save([curves[k] for curves in per_sequence]) for k in range(3))
+    return {'PR': precision[5], 'NPR': normalised[20], 'SR': sum(success) / len(success),
+            'NPR_AUC': sum(normalised) / len(normalised)}
+
+
+def reference_sequence_scores(curves):
+    precision, normalised, success = curves
     return dict(PR=precision and precision[5], NPR=normalised and normalised[20],
-                NPR_AUC=normalised and sum(normalised) / 51, SR=success and sum(success) / 21), repaired
+                NPR_AUC=normalised and sum(normalised) / 51, SR=success and sum(success) / 21)
 
 
 def quirky_sequence(rng, n):
@@ -203,13 +252,15 @@ def test_vectorised_toolkit_equals_the_frame_by_frame_rules():
                                                    np.concatenate([s[1] for s in sequences]),
                                                    np.concatenate([s[2] for s in sequences]),
                                                    [len(s[1]) for s in sequences])
-    scores = metrics.toolkit_scores_from_curves(curves)
     for index, (pred, gt, absent) in enumerate(sequences):
         expected, repaired = toolkit_reference(pred.tolist(), gt.tolist(), absent.tolist())
         assert curves.repaired[index] == repaired
-        for metric, value in expected.items():
-            got = float(getattr(scores, metric)[index])
-            assert (np.isnan(got) and value is None) or got == pytest.approx(value, abs=1e-9), (index, metric)
+        for kind, reference in zip(('precision', 'norm_precision', 'success'), expected):
+            got = getattr(curves, kind)[index]
+            if reference is None:
+                assert np.isnan(got).all(), (index, kind)
+            else:
+                assert got.tolist() == reference, (index, kind)          # bit for bit
 
 
 # Absent flags on disk ---------------------------------------------------------------------------------------------
@@ -307,21 +358,23 @@ def test_toolkit_command_gives_the_toolkit_numbers(layout, monkeypatch, tmp_path
                          '--output-dir', str(tmp_path / 'report'), '--json', json_path, '--no-plots'])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert ('Warning: Quirky: the toolkit protocol replaced 8 prediction(s) in 4 sequence(s) by the previous '
-            "frame's (NaN or width/height <= 0) and cut 1 result file(s) longer than the annotation (2 line(s))"
-            ) in err
+    assert err.splitlines() == [
+        "Warning: Quirky: the toolkit protocol replaced 8 prediction(s) in 4 sequence(s) by the previous frame's (NaN "
+        'or width/height <= 0), in {0}: {1}.txt (2 frames), {2}.txt (2 frames), {3}.txt (2 frames), {4}.txt (2 '
+        'frames); and cut 1 result file(s) longer than the annotation (2 line(s)), in {0}: {1}.txt (2 lines)'.format(
+            layout['quirky'], *NAMES)]
     assert 'Clean:' not in err and 'Warning' not in out
     with open(json_path) as f:
         scores = json.load(f)
     assert scores['protocol']['protocol'] == 'toolkit'
+    quirky_files = [os.path.join(layout['quirky'], name + '.txt') for name in NAMES]
     assert scores['repairs']['Quirky'] == {'frames_repaired': 8, 'sequences_repaired': 4, 'files_cut': 1,
-                                           'lines_cut': 2}
+                                           'lines_cut': 2, 'repaired_files': dict.fromkeys(quirky_files, 2),
+                                           'cut_files': {quirky_files[0]: 2}}
     for label in ('Clean', 'Quirky'):
         per_sequence = [toolkit_reference(layout['predictions'][n][label].tolist(), layout['gts'][n].tolist(),
                                           layout['absent'][n].tolist())[0] for n in NAMES]
-        for metric in ('PR', 'NPR', 'SR', 'NPR_AUC'):
-            values = [s[metric] for s in per_sequence if s[metric] is not None]
-            assert scores['overall'][label][metric] == pytest.approx(sum(values) / len(values), abs=1e-9)
+        assert scores['overall'][label] == dict(reference_scores(per_sequence), rank=scores['overall'][label]['rank'])
     assert len(scores['paired_comparisons']['NPR_AUC']) == 1
     report = open(tmp_path / 'report' / 'report.md').read()
     assert 'Protocol: **toolkit**' in report and 'NPR_AUC' in report and '### Repaired results' in report
@@ -372,8 +425,10 @@ def test_paper_protocol_keeps_its_errors_and_its_numbers(layout, monkeypatch, tm
                            protocol='toolkit', verbose=False)
     cached = latot.evaluate([layout['quirky']], 'latot_test', allow_missing=True, output_dir=cache_dir,
                             protocol='toolkit', verbose=False)
-    assert cached.repairs == first.repairs == {'Quirky': {'frames_repaired': 8, 'sequences_repaired': 4,
-                                                          'files_cut': 1, 'lines_cut': 2}}
+    quirky_files = [os.path.join(layout['quirky'], name + '.txt') for name in NAMES]
+    assert cached.repairs == first.repairs == {'Quirky': {
+        'frames_repaired': 8, 'sequences_repaired': 4, 'files_cut': 1, 'lines_cut': 2,
+        'repaired_files': dict.fromkeys(quirky_files, 2), 'cut_files': {quirky_files[0]: 2}}}
     assert cached.scores() == first.scores()
     with pytest.raises(ValueError, match="Unknown protocol 'matlab'"):
         latot.evaluate([layout['clean']], 'latot_test', allow_missing=True, protocol='matlab')
@@ -428,3 +483,63 @@ def test_intervals_in_the_table_and_json(layout, monkeypatch):
     assert exported['confidence_intervals']['Clean']['SR'] == [low, high]
     pair = exported['paired_comparisons']['SR'][0]
     assert (pair['a'], pair['b']) == ('Clean', 'Quirky') and pair['wins_a'] + pair['wins_b'] + pair['ties'] == 4
+
+
+# The toolkit's arithmetic ------------------------------------------------------------------------------------------
+
+def test_matlab_colon_thresholds():
+    assert metrics.TOOLKIT_SUCCESS_THRESHOLDS.tolist() == MATLAB_OVERLAP_THRESHOLDS
+    assert metrics.matlab_colon(0.0, 0.1, 1.0)[3] == 0.30000000000000004           # MATLAB's (0:0.1:1)(4)
+    assert metrics.matlab_colon(0.0, 1.0, 50.0).tolist() == list(range(51))
+
+
+def _first_boxes_above_one(count):
+    """Two-decimal boxes (inside a 64x48 frame) whose overlap with themselves is above 1 in calc_rect_int.m."""
+    found = []
+    for x, w in ((x / 100, w / 100) for x in range(101, 3000, 37) for w in range(201, 1500, 53)):
+        box = [x, round(x + 1.13, 2), w, round(w + 0.71, 2)]
+        if calc_rect_int(box, box) > 1.0:
+            found.append(box)
+        if len(found) == count:
+            return found
+    raise AssertionError('no such box')
+
+
+def test_toolkit_protocol_equals_the_toolkit_where_an_identical_box_overlaps_above_one(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """First frames whose box, scored against itself, gives MATLAB an overlap of 1 + ulp: the toolkit counts them at
+    the threshold 1, and so does the toolkit protocol -- its scores equal the toolkit's statement-by-statement
+    transcription exactly; the paper protocol (IoU exactly 1, not above 1) does not count them."""
+    names = NAMES[:3]
+    root = str(tmp_path / 'latot')
+    synthetic.write_dataset(root, names=names, num_frames=12, image_size=(64, 48), target_size=(4, 10), seed=4,
+                            jobs=1)
+    rng = np.random.default_rng(11)
+    results = str(tmp_path / 'Tracker')
+    os.makedirs(results)
+    truth, predictions = {}, {}
+    for name, first in zip(names, _first_boxes_above_one(len(names))):
+        gt = latot_data.read_sequence_annotation(root, name)
+        gt[0] = first
+        gt[1] = first            # the tracker reports the same box on frame 2 too: 1 + ulp there as well
+        np.savetxt(latot_data.annotation_path(root, name), gt, fmt='%.2f', delimiter=',')
+        pred = np.round(gt + rng.normal(0, 1, gt.shape) * [1, 1, 0, 0], 2)
+        pred[1] = first
+        np.savetxt(os.path.join(results, name + '.txt'), pred, fmt='%.2f', delimiter=',')
+        truth[name], predictions[name] = latot_data.read_sequence_annotation(root, name), pred
+    _env(monkeypatch, pytracking_settings(str(tmp_path / 'workspace'), latot_path=root))
+    json_path = str(tmp_path / 'toolkit.json')
+    assert latot.main(['--dataset', 'latot_test', '--allow-missing-sequences', '--protocol', 'toolkit', '--results',
+                       results, '--output-dir', str(tmp_path / 'report'), '--json', json_path, '--no-plots']) == 0
+    capsys.readouterr()
+    with open(json_path) as f:
+        overall = json.load(f)['overall']['Tracker']
+    per_sequence = [toolkit_reference(predictions[n].tolist(), truth[n].tolist(), [False] * len(truth[n]))[0]
+                    for n in names]
+    assert all(curves[2][20] == 2 / 12 for curves in per_sequence)         # two frames above 1 in each sequence
+    assert overall == dict(reference_scores(per_sequence), rank=1)          # exactly the toolkit's numbers
+    paper = latot.evaluate([results], 'latot_test', allow_missing=True, use_cache=False, verbose=False)
+    assert all(curves.tolist()[20] == 0.0 for curves in paper.curves['Tracker'].success)
+    toolkit = latot.evaluate([results], 'latot_test', allow_missing=True, use_cache=False, verbose=False,
+                             protocol='toolkit')
+    assert toolkit.curves['Tracker'].success[:, 20].tolist() == [2 / 12] * 3

@@ -53,18 +53,38 @@ class RegressionActor(BaseActor):
         return loss, stats
 
 
-def make_trainer(workspace, trainer_class=MKDNetTrainer, fail_from=None):
+class ScriptedValidation(RegressionActor):
+    """Training as RegressionActor; each validation call reports the next of ``losses`` as Loss/total."""
+
+    def __init__(self, net, losses):
+        super().__init__(net)
+        self.losses = list(losses)
+
+    def __call__(self, data):
+        loss, stats = super().__call__(data)
+        if not self.net.training:
+            stats = {'Loss/total': self.losses.pop(0)}
+        return loss, stats
+
+
+def make_trainer(workspace, trainer_class=MKDNetTrainer, fail_from=None, validation_losses=None, **settings):
+    """The tiny trainer; with ``validation_losses`` also a 'val' loader whose epochs report those losses."""
     env = types.SimpleNamespace(workspace_dir=workspace, tensorboard_dir=os.path.join(workspace, 'tensorboard'))
     settings = types.SimpleNamespace(env=env, project_path='ltr/tiny/run', module_name='tiny', script_name='run',
                                      description='', print_interval=1, print_stats=None, use_gpu=False,
-                                     device='cpu', seed=1, log_every_iteration=('Loss/',))
+                                     device='cpu', seed=1, log_every_iteration=('Loss/',), **settings)
     torch.manual_seed(0)
-    actor = RegressionActor(nn.Linear(3, 1), fail_from)
+    if validation_losses is None:
+        actor = RegressionActor(nn.Linear(3, 1), fail_from)
+    else:
+        actor = ScriptedValidation(nn.Linear(3, 1), validation_losses)
     sgd = torch.optim.SGD(actor.net.parameters(), lr=0.1)
     optimizer = JointOptimizer({'student': sgd})
     scheduler = torch.optim.lr_scheduler.StepLR(sgd, step_size=10)
-    loader = LTRLoader('train', Pairs(), training=True, batch_size=BATCH, num_workers=0, shuffle=True)
-    return trainer_class(actor, [loader], optimizer, settings, scheduler)
+    loaders = [LTRLoader('train', Pairs(), training=True, batch_size=BATCH, num_workers=0, shuffle=True)]
+    if validation_losses is not None:
+        loaders.append(LTRLoader('val', Pairs(), training=False, batch_size=SAMPLES, num_workers=0, shuffle=False))
+    return trainer_class(actor, loaders, optimizer, settings, scheduler)
 
 
 # ------------------------------------------------------------------------------------- the ltr behaviour relied on
@@ -223,3 +243,144 @@ def test_fp16_steps_through_the_grad_scaler_and_checkpoints_its_state():
     assert optimizer.grad_scaler.get_scale() == 256.0
     with pytest.raises(KeyError, match='grad_scaler'):
         JointOptimizer({'student': torch.optim.SGD(nets[None].parameters(), lr=0.1)}).load_state_dict(state)
+
+
+# ------------------------------------------------------------------------------- resuming without running code
+
+class SystemCall:
+    """Unpickling this object runs a shell command that creates the marker."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, ('touch {}'.format(self.marker),)
+
+
+TRUST_ENV = 'PYTRACKING_TRUST_NETWORK_FILES'
+
+
+def test_a_planted_checkpoint_is_refused_naming_it_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    """A file planted among a training's checkpoints, as the latest, with a payload: resuming names it and says why;
+    nothing it pickled runs (the same for ltr's own trainer, through torch_load_legacy)."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    workspace, marker = str(tmp_path / 'workspace'), str(tmp_path / 'payload-ran')
+    make_trainer(workspace).train(1)
+    folder = ltr_checkpoints.checkpoint_dir(make_trainer(workspace).settings)
+    planted = os.path.join(folder, 'Linear_ep0099.pth.tar')
+    torch.save({'epoch': 99, 'net_type': 'Linear', 'net': {'weight': torch.zeros(1, 3)}, 'stats': SystemCall(marker)},
+               planted)
+    capsys.readouterr()
+    with pytest.raises(RuntimeError) as error:
+        make_trainer(workspace).train(100, load_latest=True)
+    assert str(error.value) == (
+        'cannot resume from checkpoint {0}: NetworkFileError: {0}: refused to load: it names the Python object '
+        "posix.system, which a network file or training checkpoint does not need (only tensors, plain "
+        "values and ltr's own records are read; nothing in the file was run). Use only files you trust; to load this "
+        'one with pickle, which runs whatever it holds, set {1}=1. (to resume from the checkpoint before it, move '
+        'this file out of {2})'.format(planted, TRUST_ENV, folder))
+    assert capsys.readouterr().out == 'Resuming from {} (read as data: nothing the file holds is run)\n'.format(
+        planted)
+    with pytest.raises(Exception, match='refused to load: it names the Python object posix.system'):
+        make_trainer(workspace, trainer_class=LTRTrainer).load_checkpoint()
+    assert not os.path.exists(marker)
+
+
+def test_resuming_rebuilds_ltr_statistics_and_announces_a_trusted_load(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    workspace = str(tmp_path)
+    make_trainer(workspace).train(2)
+    from ltr.admin.loading import torch_load_legacy
+    from ltr.admin.stats import AverageMeter, StatValue
+    (_, latest) = ltr_checkpoints.checkpoint_paths(make_trainer(workspace).settings)
+    state = torch_load_legacy(latest)
+    meter, rate = state['stats']['train']['Loss/total'], state['stats']['train']['LearningRate/group0']
+    assert type(meter) is AverageMeter and type(rate) is StatValue
+    assert len(meter.history) == 2 and rate.history == [0.1, 0.1]
+
+    trainer = make_trainer(workspace)
+    trainer.train(3, load_latest=True)
+    assert len(trainer.stats['train']['Loss/total'].history) == 3
+    monkeypatch.setenv(TRUST_ENV, 'yes')
+    capsys.readouterr()
+    make_trainer(workspace).train(3, load_latest=True)
+    epoch3 = ltr_checkpoints.checkpoint_paths(make_trainer(workspace).settings)[-1]
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        'Resuming from {}'.format(epoch3),
+        'Loading the training checkpoint {} with pickle ({}=yes): the file can run code.'.format(epoch3, TRUST_ENV),
+        'Resumed from the checkpoint of epoch 3 in {}.'.format(epoch3)]
+    monkeypatch.setenv(TRUST_ENV, 'maybe')
+    with pytest.raises(ValueError, match=r"^PYTRACKING_TRUST_NETWORK_FILES='maybe' is neither yes nor no: set it to 1 "
+                                         r'\(or yes, true, on\) to load network files with pickle, or unset it$'):
+        make_trainer(workspace).train(4, load_latest=True)
+
+
+# ---------------------------------------------------------------------------------- one training of a setting
+
+def test_a_second_training_of_the_same_setting_stops_naming_the_first(tmp_path):
+    workspace = str(tmp_path)
+    running = make_trainer(workspace)
+    with ltr_checkpoints.training_lock(running.settings):
+        with pytest.raises(ltr_checkpoints.TrainingLocked) as error:
+            make_trainer(workspace).train(1)
+    assert str(error.value) == (
+        "another training of ltr/tiny/run is running (process {}) and writes its checkpoints to {}: wait for it to "
+        "end or stop it; two trainings of one setting would overwrite each other's checkpoints".format(
+            os.getpid(), ltr_checkpoints.checkpoint_dir(running.settings)))
+    assert ltr_checkpoints.checkpoint_paths(running.settings) == []
+    make_trainer(workspace).train(1)                                  # the lock went with the first
+    assert ltr_checkpoints.latest_epoch(running.settings) == 1
+
+
+# --------------------------------------------------------------------------------------- keep_checkpoints
+
+def test_keep_checkpoints_keeps_the_latest_n_and_the_best(tmp_path, capsys):
+    workspace = str(tmp_path)
+    trainer = make_trainer(workspace, validation_losses=[5.0, 1.0, 4.0, 3.0, 2.0], keep_checkpoints=2)
+    trainer.train(5)
+    names = [os.path.basename(p) for p in ltr_checkpoints.checkpoint_paths(trainer.settings)]
+    assert names == ['Linear_ep0002.pth.tar', 'Linear_ep0004.pth.tar', 'Linear_ep0005.pth.tar']
+    folder = ltr_checkpoints.checkpoint_dir(trainer.settings)
+    removed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('Removed')]
+    assert removed == ['Removed {}/Linear_ep{:04d}.pth.tar (settings.keep_checkpoints = 2 keeps the latest 2 and '
+                       'the best by validation loss)'.format(folder, epoch) for epoch in (1, 3)]
+    assert ltr_checkpoints.read_validation_losses(trainer.settings) == {1: 5.0, 2: 1.0, 3: 4.0, 4: 3.0, 5: 2.0}
+    # Resumed, the record goes on: epoch 6 is the new best, and epoch 2 goes.
+    resumed = make_trainer(workspace, validation_losses=[0.5], keep_checkpoints=2)
+    resumed.train(6, load_latest=True)
+    names = [os.path.basename(p) for p in ltr_checkpoints.checkpoint_paths(resumed.settings)]
+    assert names == ['Linear_ep0005.pth.tar', 'Linear_ep0006.pth.tar']
+
+
+@pytest.mark.parametrize('value', [0, -1, 2.5, True, '3'])
+def test_keep_checkpoints_must_be_a_count(value, tmp_path):
+    trainer = make_trainer(str(tmp_path), keep_checkpoints=value)
+    with pytest.raises(ValueError) as error:
+        trainer.train(1)
+    assert str(error.value) == ('settings.keep_checkpoints = {!r}: give the number of latest checkpoints to keep (1 '
+                                'or more; the best one is kept too), or None to keep them all'.format(value))
+    assert ltr_checkpoints.checkpoint_paths(trainer.settings) == []
+
+
+# ---------------------------------------------------------------------------- no upstream deprecation warnings
+
+def test_training_and_loader_workers_print_no_deprecation_warning(tmp_path, capfd):
+    """ltr's collate functions in DataLoader workers (which write to the same stderr) and its learning-rate
+    logging (patch 12) warn no more; nor does importing ltr's backbones."""
+    import subprocess
+    import sys
+    import warnings
+    capfd.readouterr()
+    for stack_dim in (0, 1):
+        loader = LTRLoader('train', Pairs(), training=True, batch_size=BATCH, num_workers=2, stack_dim=stack_dim)
+        batches = list(loader)
+        assert batches[0]['x'].shape == ((BATCH, 3) if stack_dim == 0 else (3, BATCH))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        make_trainer(str(tmp_path)).train(2)
+    assert [str(w.message) for w in caught] == []
+    assert capfd.readouterr().err == ''
+    imported = subprocess.run([sys.executable, '-W', 'error::FutureWarning', '-W', 'error::DeprecationWarning', '-c',
+                               'import ltr.models.backbone'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    assert imported.returncode == 0, imported.stdout

@@ -241,7 +241,8 @@ def test_trusted_loading_is_an_explicit_opt_in(marker, tmp_path, monkeypatch, ca
     monkeypatch.setenv(TRUST_ENV, '1')
     net, _ = loading.load_network(path)
     assert torch.equal(net.weight, source.weight)
-    assert 'Loading {} with pickle ({}=1)'.format(path, TRUST_ENV) in capsys.readouterr().out
+    assert 'Loading the network file {} with pickle ({}=1): the file can run code.'.format(
+        path, TRUST_ENV) in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------- unreadable network files
@@ -316,3 +317,41 @@ def test_legacy_dlframework_constructor_is_rebuilt_under_its_ltr_name(untrusted,
     assert type(constructor) is NetConstructor
     assert (constructor.fun_module, constructor.fun_name, constructor.kwds) == (
         'ltr.models.tracking.dimpnet', 'dimpnet50', {'filter_size': 4})
+
+
+# ------------------------------------------------------------------------- constructors that cannot be built
+@pytest.mark.parametrize('out_feature_dim, cause', [
+    (2 ** 40, "failed (RuntimeError: [enforce fail at alloc_cpu.cpp:"),   # no allocator gives 40 PB
+    (-3, 'failed (ValueError: math domain error)')])
+def test_a_constructor_that_cannot_be_built_names_the_file(out_feature_dim, cause, untrusted, tmp_path):
+    """Allowed constructor, absurd arguments: one line naming the file and the implausible size, not a raw
+    allocation error."""
+    from ltr.admin import loading
+    from ltr_plugins.network_files import NetworkFileError
+    path = str(tmp_path / 'network.pth.tar')
+    torch.save({'net': _tiny_weights(), 'constructor': net_constructor(
+        'dimpnet50', 'ltr.models.tracking.dimpnet', kwds={'out_feature_dim': out_feature_dim,
+                                                          'backbone_pretrained': False})}, path)
+    with pytest.raises(NetworkFileError) as error:
+        loading.load_network(path)
+    message = str(error.value)
+    assert message.startswith('{}: its network constructor ltr.models.tracking.dimpnet.dimpnet50 {}'.format(
+        path, cause)) and '\n' not in message
+    assert message.endswith('the file does not describe a network that can be built; get the file again.')
+    assert ('with the implausible size(s) out_feature_dim={}:'.format(out_feature_dim) in message) == \
+        (out_feature_dim > 0)
+
+
+def test_weights_that_do_not_fit_the_constructor_name_the_file(untrusted, tmp_path):
+    from ltr.admin import loading
+    from ltr_plugins.network_files import NetworkFileError
+    path = str(tmp_path / 'network.pth.tar')
+    torch.save({'net': _tiny_weights(), 'constructor': net_constructor(
+        'dimpnet18', 'ltr.models.tracking.dimpnet', kwds={'backbone_pretrained': False})}, path)
+    with pytest.raises(NetworkFileError) as error:
+        loading.load_network(path)
+    message = str(error.value)
+    assert message.startswith('{}: its weights do not fit the network its constructor '
+                              'ltr.models.tracking.dimpnet.dimpnet18 builds (Error(s) in loading state_dict for '
+                              'DiMPnet: Missing key(s) in state_dict: "feature_extractor.conv1.weight"'.format(path))
+    assert message.endswith('a damaged file or one of another network; get the file again.') and '\n' not in message

@@ -4,5 +4,7 @@ They sit at the bottom of the house, below the LaTOT data layer, so that every m
 importing anything heavier (no torch, no pytracking):
 
 - :mod:`.atomic_files` -- write a file whole or not at all;
-- :mod:`.boxes` -- whether an ``x, y, w, h`` box is present (a target in the frame).
+- :mod:`.boxes` -- whether an ``x, y, w, h`` box is present (a target in the frame);
+- :mod:`.local_settings` -- pytracking's ``local.py`` files read without ever being rewritten;
+- :mod:`.file_names` -- names that are not UTF-8, shown and printed without failing.
 """

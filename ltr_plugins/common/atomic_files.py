@@ -38,8 +38,9 @@ def write_bytes(path: PathLike, data: bytes) -> str:
 
 
 def write_text(path: PathLike, text: str) -> str:
-    """Writes ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    return write_bytes(path, text.encode('utf-8'))
+    """Writes ``text`` (UTF-8) to ``path`` atomically; returns the path. A file name in it that is not UTF-8 is
+    written as its original bytes (see :mod:`.file_names`)."""
+    return write_bytes(path, text.encode('utf-8', 'surrogateescape'))
 
 
 def is_temporary(file_name: str) -> bool:

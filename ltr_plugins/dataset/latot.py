@@ -9,6 +9,7 @@ from ltr.dataset.base_video_dataset import BaseVideoDataset
 
 from ltr_plugins import latot_data
 from ltr_plugins.common.boxes import box_present
+from ltr_plugins.image_files import check_image_file
 
 
 class LaTOT(BaseVideoDataset):
@@ -77,6 +78,8 @@ class LaTOT(BaseVideoDataset):
 
     def get_frames(self, seq_id: int, frame_ids: List[int], anno: Optional[dict] = None):
         paths = self._frame_paths(seq_id)
+        for f in frame_ids:
+            check_image_file(paths[f])          # a truncated JPEG would decode as grey rows, naming no file
         frames = [self.image_loader(paths[f]) for f in frame_ids]
         for f, frame in zip(frame_ids, frames):
             if frame is None:   # ltr's loaders print an error and return None for an unreadable file

@@ -4,12 +4,22 @@ This is the plugin's one adapter onto ltr behaviour that ltr does not publish as
 ``BaseTrainer.save_checkpoint`` / ``load_checkpoint`` (ltr/trainers/base_trainer.py) writing and finding a run's
 checkpoints as ``<workspace_dir>/checkpoints/<settings.project_path>/<net type>_ep<epoch, 4 digits>.pth.tar``, with
 ``torch.save`` (a zip archive). ``tests/test_mkdnet_trainer.py`` fails if ltr changes that.
+
+Beside a run's folder the plugin keeps ``<folder>.lock`` (held while a training of that setting runs, so that a
+second one stops instead of overwriting its checkpoints) and ``<folder>.validation.json`` (each epoch's validation
+loss, which names the best checkpoint that ``settings.keep_checkpoints`` keeps).
 """
+import fcntl
 import glob
+import json
+import math
 import os
 import re
 import zipfile
-from typing import List, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
+
+from ltr_plugins.common.atomic_files import write_text
 
 _EPOCH = re.compile(r'_ep(\d+)\.pth\.tar$')
 CORRUPT_SUFFIX = '.corrupt'
@@ -61,3 +71,82 @@ def move_aside(path: str) -> str:
         target = '{}{}.{}'.format(path, CORRUPT_SUFFIX, number)
     os.replace(path, target)
     return target
+
+
+# ---------------------------------------------------------------------------------------- one training at a time
+class TrainingLocked(RuntimeError):
+    """Another process trains the same setting (it holds the lock of its checkpoint folder)."""
+
+
+@contextmanager
+def training_lock(settings) -> Iterator[str]:
+    """Holds ``<checkpoint folder>.lock`` while the block runs; :class:`TrainingLocked` naming the folder and the
+    process holding it when another training of the same setting runs. The lock is the kernel's (``flock``): it goes
+    with the process, so a killed training leaves nothing to clean up."""
+    folder = checkpoint_dir(settings)
+    path = folder + '.lock'
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(handle, 64).decode('ascii', 'replace').strip() or 'unknown'
+        os.close(handle)
+        raise TrainingLocked('another training of {} is running (process {}) and writes its checkpoints to {}: wait '
+                             'for it to end or stop it; two trainings of one setting would overwrite each other\'s '
+                             'checkpoints'.format(settings.project_path, holder, folder)) from None
+    try:
+        os.ftruncate(handle, 0)
+        os.write(handle, '{}\n'.format(os.getpid()).encode('ascii'))
+        yield path
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+# ------------------------------------------------------------------------------ keeping the last N and the best
+def validation_file(settings) -> str:
+    return checkpoint_dir(settings) + '.validation.json'
+
+
+def read_validation_losses(settings) -> Dict[int, float]:
+    """``{epoch: validation loss}`` recorded so far (empty when none, or when the file is not what
+    :func:`record_validation_loss` writes: it only names the best checkpoint, and is rebuilt as training goes on)."""
+    try:
+        with open(validation_file(settings)) as f:
+            recorded = json.load(f)['epochs']
+        return {int(epoch): float(loss) for epoch, loss in recorded.items() if math.isfinite(float(loss))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def record_validation_loss(settings, epoch: int, loss: float, stat: str) -> None:
+    """Adds ``epoch``'s validation ``loss`` (the statistic ``stat``) to the record beside the checkpoint folder."""
+    losses = {e: value for e, value in read_validation_losses(settings).items() if e < epoch}
+    losses[epoch] = float(loss)
+    text = json.dumps({'statistic': stat, 'epochs': {str(e): losses[e] for e in sorted(losses)}}, indent=1)
+    write_text(validation_file(settings), text + '\n')
+
+
+def check_keep_checkpoints(value) -> Optional[int]:
+    """``settings.keep_checkpoints``: None (keep every checkpoint, ltr's behaviour) or a whole number >= 1."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError('settings.keep_checkpoints = {!r}: give the number of latest checkpoints to keep (1 or more; '
+                     'the best one is kept too), or None to keep them all'.format(value))
+
+
+def prune_checkpoints(settings, net_type: str, keep: int) -> List[str]:
+    """Removes this run's checkpoints but the latest ``keep`` and the one with the lowest recorded validation loss;
+    returns the removed paths."""
+    paths = checkpoint_paths(settings, net_type)
+    kept = set(paths[-keep:])
+    losses = read_validation_losses(settings)
+    existing = {checkpoint_epoch(p): p for p in paths}
+    scored = [epoch for epoch in losses if epoch in existing]
+    if scored:
+        kept.add(existing[min(scored, key=lambda epoch: (losses[epoch], epoch))])
+    removed = [p for p in paths if p not in kept]
+    for path in removed:
+        os.remove(path)
+    return removed

@@ -16,14 +16,19 @@ fail-safe that never reports success after a failure.
     averages only), from the statistics the actor hands to ``actor.on_stats``;
   - under torchrun: wraps the student in DistributedDataParallel, and only rank 0 writes checkpoints and
     tensorboard (the other processes print nothing either, see ltr_plugins.trainers.distributed);
-  - ``train`` (ltr's loop of ``BaseTrainer.train``, with another retry policy): resumes from the latest *intact*
-    checkpoint (a damaged one is named and moved aside, the previous one used, with a line saying so); with
-    ``fail_safe`` a crash restarts from the latest checkpoint up to ``MAX_ATTEMPTS`` times in all, and the last
-    failure ends the run with that error (a non-zero exit), never with "Finished training!". Under torchrun a crash
-    ends every process (the others cannot go on without it): restart the whole group with ``torchrun
-    --max-restarts N``, which resumes the same way.
+  - ``train`` (ltr's loop of ``BaseTrainer.train``, with another retry policy): holds the setting's lock (a second
+    training of the same setting stops with an error naming the process); resumes from the latest *intact*
+    checkpoint (a damaged one is named and moved aside, the previous one used, with a line saying so), read without
+    running pickled code (``ltr_plugins.network_files.read_training_checkpoint``, through ltr's
+    ``torch_load_legacy``, patch 02); with ``fail_safe`` a crash restarts from the latest checkpoint up to
+    ``MAX_ATTEMPTS`` times in all, and the last failure ends the run with that error (a non-zero exit), never with
+    "Finished training!". Under torchrun a crash ends every process (the others cannot go on without it): restart
+    the whole group with ``torchrun --max-restarts N``, which resumes the same way.
+  - ``settings.keep_checkpoints = N`` keeps the latest N checkpoints and the one with the lowest validation loss
+    (``Loss/total`` of the ``val`` loader), removing the others as training goes on; None (the default) keeps all.
 """
 import contextlib
+import os
 import random
 import sys
 import traceback
@@ -34,10 +39,13 @@ import torch
 from ltr.admin import multigpu
 from ltr.trainers import LTRTrainer
 
+from ltr_plugins.network_files import trusted_loading
 from ltr_plugins.trainers import distributed, ltr_checkpoints
 
 # Tries of a fail-safe run (ltr's BaseTrainer.train makes ten).
 MAX_ATTEMPTS = 10
+# The statistic that names the best checkpoint (settings.keep_checkpoints): the validation loader's total loss.
+BEST_LOADER, BEST_STAT = 'val', 'Loss/total'
 
 
 class JointOptimizer:
@@ -162,7 +170,16 @@ class MKDNetTrainer(LTRTrainer):
     # ------------------------------------------------------------------------------------------------ the loop
 
     def train(self, max_epochs: int, load_latest: bool = False, fail_safe: bool = True) -> None:
-        """Trains up to epoch ``max_epochs``, resuming from the latest intact checkpoint when ``load_latest``."""
+        """Trains up to epoch ``max_epochs``, resuming from the latest intact checkpoint when ``load_latest``; only one
+        training of a setting at a time (the main process holds the lock of its checkpoint folder)."""
+        ltr_checkpoints.check_keep_checkpoints(getattr(self.settings, 'keep_checkpoints', None))
+        if not distributed.is_main_process() or getattr(self.settings.env, 'workspace_dir', None) is None:
+            self._train(max_epochs, load_latest, fail_safe)
+            return
+        with ltr_checkpoints.training_lock(self.settings):
+            self._train(max_epochs, load_latest, fail_safe)
+
+    def _train(self, max_epochs: int, load_latest: bool, fail_safe: bool) -> None:
         attempts = MAX_ATTEMPTS if fail_safe and not distributed.is_initialized() else 1
         if load_latest:
             self.resume()
@@ -213,13 +230,17 @@ class MKDNetTrainer(LTRTrainer):
             print('No matching checkpoint file found' + (' (none intact)' if moved else ''))
             self.epoch = 0
             return False
+        path = paths[-1]
+        print('Resuming from {}{}'.format(path, '' if trusted_loading() else
+                                          ' (read as data: nothing the file holds is run)'), flush=True)
         try:
-            super().load_checkpoint(paths[-1])
+            super().load_checkpoint(path)
         except Exception as error:
-            raise RuntimeError('cannot resume from checkpoint {}: {}: {}'.format(
-                paths[-1], type(error).__name__, error)) from error
+            raise RuntimeError('cannot resume from checkpoint {}: {}: {} (to resume from the checkpoint before it, '
+                               'move this file out of {})'.format(path, type(error).__name__, error,
+                                                                 os.path.dirname(path))) from error
         print('Resumed from the checkpoint of epoch {} in {}{}.'.format(
-            self.epoch, paths[-1], ', the latest intact one' if moved else ''))
+            self.epoch, path, ', the latest intact one' if moved else ''))
         return True
 
     # ----------------------------------------------------------------------------------------- one epoch, logging
@@ -256,8 +277,21 @@ class MKDNetTrainer(LTRTrainer):
                 writer.add_scalar('Iteration/' + name, value, step)
 
     def save_checkpoint(self) -> None:
+        """ltr's checkpoint (main process only); then the epoch's validation loss is recorded and, with
+        ``settings.keep_checkpoints``, older checkpoints are removed."""
         restore = getattr(self.actor, 'restore_skipped_buffers', None)
         if restore is not None:
-            restore()
-        if distributed.is_main_process():
-            super().save_checkpoint()
+            restore()                   # an fp16 step skipped last must not leave its statistics in the file
+        if not distributed.is_main_process():
+            return
+        super().save_checkpoint()
+        meter = (self.stats.get(BEST_LOADER) or {}).get(BEST_STAT)
+        if meter is not None and getattr(meter, 'has_new_data', False) and meter.history:
+            ltr_checkpoints.record_validation_loss(self.settings, self.epoch, meter.history[-1],
+                                                   '{} {}'.format(BEST_LOADER, BEST_STAT))
+        keep = getattr(self.settings, 'keep_checkpoints', None)
+        if keep is not None:
+            net = self.actor.net.module if multigpu.is_multi_gpu(self.actor.net) else self.actor.net
+            for path in ltr_checkpoints.prune_checkpoints(self.settings, type(net).__name__, keep):
+                print('Removed {} (settings.keep_checkpoints = {} keeps the latest {} and the best by validation '
+                      'loss)'.format(path, keep, keep))

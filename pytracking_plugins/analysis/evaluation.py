@@ -60,6 +60,8 @@ class Evaluation:
     def scores(self, sequence_names: Optional[Iterable[str]] = None) -> Dict[str, Dict[str, float]]:
         """``{label: {'PR', 'NPR', 'SR'}}`` averaged over the (given) sequences that have a score."""
         mask = self._mask(sequence_names)
+        if self.protocol is Protocol.TOOLKIT:      # the toolkit's order: curves averaged first
+            return {label: metrics.toolkit_overall(self.curves[label], mask) for label in self.labels}
         result = {}
         for label in self.labels:
             per_sequence = self.sequence_scores(label)

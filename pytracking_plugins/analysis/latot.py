@@ -53,6 +53,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from ltr_plugins import latot_attributes, latot_data
+from ltr_plugins.common.file_names import displayable, tolerate_undecodable_output
 from pytracking_plugins.analysis.cache import CACHE_FILE_NAME, CurveCache
 from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.plots import plot_all, plot_attributes, plot_curves
@@ -61,7 +62,7 @@ from pytracking_plugins.analysis.report import (attribute_table, markdown_report
                                                 write_json, write_report)
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, folder_source, folder_sources_under,
                                                  parse_run_ids, pytracking_sources)
-from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
+from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES, check_resamples
 from pytracking_plugins.analysis.scoring import (cache_path, default_output_dir, default_report_name, evaluate,
                                                  save_cache)
 
@@ -106,6 +107,14 @@ class _Label(argparse.Action):
         namespace.sources[-1]['label'] = values
 
 
+def _resamples(text: str) -> int:
+    try:
+        return check_resamples(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError('{!r}: give a whole number from 1 to {} (default {})'.format(
+            text, MAX_RESAMPLES, DEFAULT_RESAMPLES)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m pytracking_plugins.analysis.latot',
@@ -134,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "paper's tables (NPR at 0.20, absent frames as failures, results repaired; NPR_AUC too); "
                             "both: both tables, one JSON holding both, the toolkit's report in "
                             "<output>/toolkit_protocol/")
-    group.add_argument('--bootstrap-resamples', type=int, default=DEFAULT_RESAMPLES, metavar='N',
-                       help='resamples of the confidence intervals (default %(default)s)')
+    group.add_argument('--bootstrap-resamples', type=_resamples, default=DEFAULT_RESAMPLES, metavar='N',
+                       help='resamples of the confidence intervals, 1 to {} (default %(default)s)'.format(
+                           MAX_RESAMPLES))
     group.add_argument('--bootstrap-seed', type=int, default=DEFAULT_SEED, metavar='SEED',
                        help='seed of the bootstrap (default %(default)s)')
 
@@ -223,8 +233,11 @@ def _write_outputs(args: argparse.Namespace, evaluations: List[Evaluation], outp
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command; returns its exit status (0; 1 when an output could not be written; 2 for bad input)."""
+    tolerate_undecodable_output()          # paths that are not UTF-8 print as their bytes
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.title is not None:
+        args.title = displayable(args.title)
     if not args.sources:
         parser.error('give at least one --tracker, --results or --results-root')
     dataset_kwargs = {}
@@ -235,8 +248,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dataset_kwargs['root'] = args.latot_path
         if args.allow_missing_sequences:
             dataset_kwargs['allow_missing'] = True
-    if args.bootstrap_resamples < 1:
-        parser.error('argument --bootstrap-resamples: give at least 1')
     report_name = args.report_name or default_report_name(args.dataset)
     try:
         output_dir = args.output_dir or default_output_dir(report_name)

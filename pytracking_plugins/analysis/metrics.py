@@ -70,7 +70,33 @@ TOLERANCE = 1e-9
 # answered (ZYB0726/MKDNet issue #7).
 TOOLKIT_NPR_THRESHOLD = 0.20
 TOOLKIT_NPR_INDEX = int(np.flatnonzero(NORM_PRECISION_THRESHOLDS == TOOLKIT_NPR_THRESHOLD)[0])
-TOOLKIT_EPS = float(np.finfo(np.float64).eps)    # plot_draw_save: a sequence's curve must sum to more than eps
+TOOLKIT_EPS = float(np.finfo(np.float64).eps)    # MATLAB's eps: eval_tracker's denominator, plot_draw_save's filter
+
+
+def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
+    """``start:step:stop`` with MATLAB's values, which are not ``start + k * step``: the first half counts up from
+    ``start``, the second half back from ``stop`` and the middle is ``(start + stop) / 2`` (the algorithm MathWorks
+    publishes as ``colonop.m``; general case, ``step > 0``). ``0:0.05:1`` thus holds 0.15000000000000002 and
+    0.6499999999999999 where ``k / 20`` gives 0.15 and 0.65: an IoU between them passes one and not the other."""
+    tolerance = 2.0 * TOOLKIT_EPS * max(abs(start), abs(stop))
+    count = int(np.floor((stop - start) / step + 0.5))        # MATLAB's round, for a positive quotient
+    if start + count * step - stop > tolerance:
+        count -= 1
+    last = start + count * step
+    if last - stop > -tolerance:
+        last = stop
+    values = np.empty(count + 1)
+    half = np.arange(count // 2 + 1, dtype=np.float64)
+    values[:count // 2 + 1] = start + half * step
+    values[count - np.arange(count // 2 + 1)] = last - half * step
+    if count % 2 == 0:
+        values[count // 2] = (start + last) / 2
+    return values
+
+
+# The LaSOT toolkit's thresholds (eval_tracker.m): 0:0.05:1 by MATLAB's colon; 0:50; (0:50) / 100 (k / 100, as
+# NORM_PRECISION_THRESHOLDS).
+TOOLKIT_SUCCESS_THRESHOLDS = matlab_colon(0.0, 0.05, 1.0)
 
 
 class Curves(NamedTuple):
@@ -143,18 +169,19 @@ def _per_sequence_counts(bins: np.ndarray, sequence_ids: np.ndarray, num_sequenc
 
 
 def _curves(centre: np.ndarray, normalised: np.ndarray, iou: np.ndarray, sequence_ids: np.ndarray,
-            num_sequences: int, denominator: np.ndarray):
+            num_sequences: int, denominator: np.ndarray, tolerance: float = TOLERANCE,
+            success_thresholds: np.ndarray = SUCCESS_THRESHOLDS):
     """(precision, norm_precision, success) curves of the counted frames (``sequence_ids`` says whose each is),
-    as shares of ``denominator`` frames per sequence (NaN rows where it is 0)."""
+    as shares of ``denominator`` per sequence (NaN rows where it is 0); comparisons with ``tolerance``."""
     # Each frame falls in one bin: the first threshold it meets (precision) or the number of thresholds it beats
     # (success). Per-sequence histograms of the bins, accumulated, are the curves: O(frames), no loops.
     def precision_curve(errors, thresholds):
-        first_met = np.searchsorted(thresholds, errors - TOLERANCE, side='left')
+        first_met = np.searchsorted(thresholds, errors - tolerance, side='left')
         counts = _per_sequence_counts(first_met, sequence_ids, num_sequences, len(thresholds) + 1)
         return np.cumsum(counts, axis=1)[:, :-1]
 
-    beaten = np.searchsorted(SUCCESS_THRESHOLDS, iou - TOLERANCE, side='left')
-    counts = _per_sequence_counts(beaten, sequence_ids, num_sequences, len(SUCCESS_THRESHOLDS) + 1)
+    beaten = np.searchsorted(success_thresholds, iou - tolerance, side='left')
+    counts = _per_sequence_counts(beaten, sequence_ids, num_sequences, len(success_thresholds) + 1)
     counted = np.bincount(sequence_ids, minlength=num_sequences)
     success = counted[:, None] - np.cumsum(counts, axis=1)[:, :-1]
     with np.errstate(invalid='ignore', divide='ignore'):
@@ -204,11 +231,37 @@ def toolkit_bad_predictions(pred: np.ndarray, gt: np.ndarray, starts: np.ndarray
     return bad
 
 
+def toolkit_frame_errors(pred: np.ndarray, gt: np.ndarray):
+    """Per-frame (centre error, normalised centre error, overlap) in the toolkit's own arithmetic, operation for
+    operation (``calc_seq_err_robust.m``, ``calc_rect_int.m``): centres ``x + (w - 1) / 2``, each divided by the
+    ground truth's size before the difference when normalised; the overlap from right = left + w - 1, widths
+    ``min(right) - max(left) + 1``, MATLAB's ``min``/``max`` ignoring a NaN. A box with itself can so get an overlap
+    of 1 + 2e-16, which the threshold 1 counts."""
+    px, py, pw, ph = np.ascontiguousarray(pred.T)
+    gx, gy, gw, gh = np.ascontiguousarray(gt.T)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        pcx, pcy = px + (pw - 1.0) / 2.0, py + (ph - 1.0) / 2.0
+        gcx, gcy = gx + (gw - 1.0) / 2.0, gy + (gh - 1.0) / 2.0
+        dx, dy = pcx - gcx, pcy - gcy
+        centre = np.sqrt(dx * dx + dy * dy)
+        ndx, ndy = pcx / gw - gcx / gw, pcy / gh - gcy / gh
+        normalised = np.sqrt(ndx * ndx + ndy * ndy)
+        p_right, p_top = px + pw - 1.0, py + ph - 1.0
+        g_right, g_top = gx + gw - 1.0, gy + gh - 1.0
+        iw = np.fmax(0.0, np.fmin(p_right, g_right) - np.fmax(px, gx) + 1.0)
+        ih = np.fmax(0.0, np.fmin(p_top, g_top) - np.fmax(py, gy) + 1.0)
+        intersection = iw * ih
+        overlap = intersection / (pw * ph + gw * gh - intersection)
+    return centre, normalised, overlap
+
+
 def evaluate_toolkit_concatenated(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray,
                                   lengths: Sequence[int]) -> Curves:
     """Curves of concatenated sequences as the LaSOT evaluation toolkit computes them (``utils/eval_tracker.m``,
     ``utils/calc_seq_err_robust.m``, ``utils/plot_draw_save.m``), with LaTOT's thresholds:
 
+    - the toolkit's arithmetic (:func:`toolkit_frame_errors`), its thresholds (:data:`TOOLKIT_SUCCESS_THRESHOLDS`)
+      and exact comparisons (no tolerance); shares are counts / (frames + eps), as ``eval_tracker.m`` divides;
     - a bad prediction (:func:`toolkit_bad_predictions`) takes the previous frame's prediction, in frame order and
       *before* the first frame is replaced by the ground truth (frame 2 may inherit the raw first line);
     - frames flagged absent are left out of the numerator; the denominator is every annotation row;
@@ -234,15 +287,17 @@ def evaluate_toolkit_concatenated(pred: np.ndarray, gt: np.ndarray, absent: np.n
     last_good = np.maximum.accumulate(np.where(~bad, np.arange(len(pred)), 0))
     pred = pred[last_good]
     pred[starts] = gt[starts]
+    centre, normalised, iou = toolkit_frame_errors(pred, gt)
     with np.errstate(invalid='ignore'):
-        centre, normalised, iou = frame_errors(pred, gt)
         gt_positive = np.all(gt > 0, axis=1)
     centre[~gt_positive] = -1.0
     normalised[~gt_positive] = -1.0
-    iou[~gt_positive | np.isnan(iou)] = -1.0
+    iou[~gt_positive | np.isnan(iou)] = -1.0      # a NaN overlap passes no threshold (NaN > t is false)
     counted = ~absent
     precision, norm_precision, success = _curves(centre[counted], normalised[counted], iou[counted],
-                                                 sequence_of_frame[counted], num_sequences, lengths)
+                                                 sequence_of_frame[counted], num_sequences,
+                                                 lengths + TOOLKIT_EPS, tolerance=0.0,
+                                                 success_thresholds=TOOLKIT_SUCCESS_THRESHOLDS)
     for curve in (precision, norm_precision, success):
         curve[~(curve.sum(axis=1) > TOOLKIT_EPS)] = np.nan
     return Curves(precision, norm_precision, success, lengths.copy(),
@@ -279,6 +334,25 @@ def toolkit_scores_from_curves(curves: Curves) -> Scores:
                   SR=curves.success.mean(axis=1), NPR_AUC=curves.norm_precision.mean(axis=1))
 
 
+def toolkit_overall(curves: Curves, mask: Optional[np.ndarray] = None) -> dict:
+    """The toolkit protocol's scores of one tracker over the (masked) sequences, in ``plot_draw_save.m``'s order:
+    each curve averaged over the sequences whose row is kept (not 0 everywhere), then read at its threshold (PR at
+    5 px, NPR at 0.20) or averaged over the thresholds (SR, NPR_AUC); sums are sequential, as a loop adds."""
+    def mean_curve(curve: np.ndarray) -> np.ndarray:
+        rows = curve if mask is None else curve[mask]
+        rows = rows[~np.isnan(rows).any(axis=1)]
+        if not len(rows):
+            return np.full(curve.shape[1], np.nan)
+        return np.add.accumulate(rows, axis=0)[-1] / len(rows)
+
+    def mean(values: np.ndarray) -> float:
+        return float(np.add.accumulate(values)[-1] / len(values))
+
+    precision, norm, success = (mean_curve(c) for c in (curves.precision, curves.norm_precision, curves.success))
+    return {'PR': float(precision[PR_INDEX]), 'NPR': float(norm[TOOLKIT_NPR_INDEX]), 'SR': mean(success),
+            'NPR_AUC': mean(norm)}
+
+
 def average(values: np.ndarray, axis: int = 0) -> np.ndarray:
     """Mean over sequences, leaving out sequences without a score (NaN); NaN when none has one."""
     values = np.asarray(values, dtype=np.float64)
@@ -296,4 +370,5 @@ __all__: List[str] = ['PR_THRESHOLD', 'PRECISION_THRESHOLDS', 'NORM_PRECISION_TH
                       'TOLERANCE', 'Curves', 'Scores', 'valid_ground_truth', 'check_predictions', 'frame_errors',
                       'evaluate_concatenated', 'evaluate_toolkit_concatenated', 'toolkit_bad_predictions',
                       'evaluate_sequences', 'scores_from_curves', 'toolkit_scores_from_curves', 'average',
-                      'sequence_scores', 'TOOLKIT_NPR_THRESHOLD', 'TOOLKIT_NPR_INDEX']
+                      'sequence_scores', 'TOOLKIT_NPR_THRESHOLD', 'TOOLKIT_NPR_INDEX', 'TOOLKIT_SUCCESS_THRESHOLDS',
+                      'matlab_colon', 'toolkit_frame_errors', 'toolkit_overall']

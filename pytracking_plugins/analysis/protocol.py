@@ -11,7 +11,7 @@ from typing import Dict, Tuple, Union
 from pytracking_plugins.analysis import metrics as definitions
 
 # Part of every cache key: bump it when a definition changes, so that no score computed the old way is reused.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3        # 3: the toolkit protocol in the toolkit's own arithmetic
 
 
 class Protocol(str, Enum):
@@ -53,10 +53,11 @@ def protocol_description(protocol: Union[str, Protocol] = Protocol.PAPER) -> Dic
         'PR': 'share of frames with centre error <= {:g} px'.format(definitions.PR_THRESHOLD),
         'SR': 'mean over t = 0, 0.05, ..., 1 of the share of frames with IoU > t',
         'missing_results': 'an error listing them; with skip_missing the sequence is left out for every tracker',
-        'tolerance': definitions.TOLERANCE,
+        'tolerance': definitions.TOLERANCE if protocol is Protocol.PAPER else 0.0,
         'thresholds': {'precision_px': definitions.PRECISION_THRESHOLDS.tolist(),
                        'norm_precision': definitions.NORM_PRECISION_THRESHOLDS.tolist(),
-                       'success': definitions.SUCCESS_THRESHOLDS.tolist()},
+                       'success': (definitions.SUCCESS_THRESHOLDS if protocol is Protocol.PAPER
+                                   else definitions.TOOLKIT_SUCCESS_THRESHOLDS).tolist()},
     }
     if protocol is Protocol.PAPER:
         return dict(common, **{
@@ -85,4 +86,7 @@ def protocol_description(protocol: Union[str, Protocol] = Protocol.PAPER) -> Dic
                    'takes the previous frame\'s prediction, before the first frame is replaced by the ground truth; '
                    'a result file longer than the annotation is cut; both counted per tracker',
         'averaging': 'per tracker and curve, the mean over sequences whose curve is not 0 at every threshold',
+        'arithmetic': "the toolkit's, operation for operation: centres x + (w - 1) / 2, overlaps from right = x + w "
+                      '- 1 (a box with itself can score 1 + 2e-16, which t = 1 counts), thresholds 0:0.05:1 as '
+                      "MATLAB's colon makes them, exact comparisons, shares count / (frames + eps)",
     })

@@ -8,9 +8,11 @@ Both hold one ``<sequence>.txt`` per sequence, one ``x, y, w, h`` box per frame,
   pytracking's ``local.py``. pytracking's ``Tracker`` objects are accepted as they are.
 - external: any folder; its label is the folder's name unless given.
 """
+import errno
 import hashlib
 import os
 import re
+import stat
 import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from ltr_plugins import latot_data
 from ltr_plugins.common.boxes import box_present
+from ltr_plugins.common.file_names import displayable
 
 
 class ResultsError(ValueError):
@@ -34,7 +37,7 @@ class ResultSource:
                  parameter_name: Optional[str] = None, run_id: Optional[int] = None,
                  display_name: Optional[str] = None):
         self.directory = directory
-        self.label = label
+        self.label = displayable(label)       # a folder name that is not UTF-8 still labels rows and curves
         self.kind = kind
         self.name = name
         self.parameter_name = parameter_name
@@ -197,8 +200,46 @@ def missing_results_message(missing: Dict[str, List[str]], sources: Sequence[Res
 
 
 def read_result_bytes(path: str) -> bytes:
-    with open(path, 'rb') as f:
-        return f.read()
+    """The bytes of a result file; a :class:`ResultsError` naming it when it cannot be read."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError as error:
+        raise ResultsError('{}: cannot read the result file: {}'.format(path, error.strerror or error)) from None
+
+
+def not_a_result_file(path: str) -> Optional[str]:
+    """Why a path that exists is not a readable result file (a folder, a symbolic link loop or to nothing, a device),
+    or None when it is a file or does not exist at all (missing, see :func:`missing_results`)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        if os.path.islink(path):
+            if error.errno == errno.ELOOP:
+                return 'a symbolic link loop'
+            return 'a symbolic link to {}, which does not exist'.format(os.readlink(path))
+        return 'cannot be read ({})'.format(error.strerror or error)
+    if stat.S_ISDIR(info.st_mode):
+        return 'a folder, not a result file'
+    if not stat.S_ISREG(info.st_mode):
+        return 'not a regular file'
+    return None
+
+
+def check_result_paths(sources: Sequence[ResultSource], sequence_names: Sequence[str]) -> None:
+    """A :class:`ResultsError` naming every result path that exists but is no result file (at most five shown)."""
+    problems = ['{}: {}'.format(path, why) for path, why in (
+        (source.result_path(name), not_a_result_file(source.result_path(name)))
+        for source in sources for name in sequence_names) if why]
+    if problems:
+        many = len(problems) > 1
+        raise ResultsError("{} result path{} exist{} but {} no result file: {}{} (each must be the sequence's "
+                           'x,y,w,h text file)'.format(
+                               len(problems), 's' if many else '', '' if many else 's', 'are' if many else 'is',
+                               '; '.join(problems[:5]),
+                               '; and {} more'.format(len(problems) - 5) if len(problems) > 5 else ''))
 
 
 def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:
@@ -214,7 +255,8 @@ def parse_result(data: bytes, path: str, num_frames: int) -> np.ndarray:
         raise ResultsError(str(error)) from None
     if len(boxes) != num_frames:
         raise ResultsError('{}: {} boxes, but the sequence has {} frames (one x,y,w,h line per frame is '
-                           'needed)'.format(path, len(boxes), num_frames))
+                           'needed{}; write 0,0,0,0 for a frame without a box)'.format(
+                               path, len(boxes), num_frames, latot_data.empty_lines_note(text)))
     bad = ~np.all(np.isfinite(boxes), axis=1) | np.any(boxes[:, 2:] < 0, axis=1)
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
@@ -234,14 +276,16 @@ def parse_result_toolkit(data: bytes, path: str, num_frames: int) -> Tuple[np.nd
     the sequence has frames (the toolkit stops there), is an error naming it.
     """
     try:
-        boxes = latot_data.parse_boxes(data.decode('utf-8'), path)
+        text = data.decode('utf-8')
+        boxes = latot_data.parse_boxes(text, path)
     except UnicodeDecodeError as error:
         raise ResultsError('{}: not a text file ({})'.format(path, error)) from None
     except latot_data.LaTOTFormatError as error:
         raise ResultsError(str(error)) from None
     if len(boxes) < num_frames:
         raise ResultsError('{}: {} boxes, but the sequence has {} frames (the toolkit protocol cuts longer files, '
-                           'but cannot score shorter ones)'.format(path, len(boxes), num_frames))
+                           'but cannot score shorter ones{})'.format(path, len(boxes), num_frames,
+                                                                     latot_data.empty_lines_note(text)))
     return boxes[:num_frames], len(boxes) - num_frames
 
 

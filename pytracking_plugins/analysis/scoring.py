@@ -19,8 +19,8 @@ from pytracking_plugins.analysis.evaluation import Evaluation
 from pytracking_plugins.analysis.protocol import PROTOCOL_VERSION, Protocol
 from pytracking_plugins.analysis.results import (ResultSource, ResultsError, as_sources, fingerprint,
                                                  missing_results, missing_results_message, parse_result,
-                                                 parse_result_toolkit, read_result_bytes)
-from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
+                                                 parse_result_toolkit, read_result_bytes, check_result_paths)
+from pytracking_plugins.analysis.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED, check_resamples
 
 
 def default_report_name(dataset_name: str) -> str:
@@ -99,10 +99,13 @@ def _ground_truth(sequences: Sequence, protocol: Protocol, absent_flags: Optiona
     truth = dict(gt=gt, lengths=lengths, fingerprint=key, protocol=protocol)
     if protocol is Protocol.PAPER:
         truth['valid'] = flags
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        truth['num_valid'] = (np.add.reduceat(flags.astype(np.int64), starts) if len(lengths)
+                              else np.zeros(0, dtype=np.int64))
     else:
         with np.errstate(invalid='ignore'):
             positive = np.all(gt > 0, axis=1)
-        truth.update(absent=flags, frame_counts={'absent_flagged': int(flags.sum()),
+        truth.update(num_valid=lengths, absent=flags, frame_counts={'absent_flagged': int(flags.sum()),
                                                  'ground_truth_not_all_positive': int(np.sum(~positive & ~flags))})
     return truth
 
@@ -114,7 +117,7 @@ def _evaluate_source(source: ResultSource, sequences: Sequence, truth: Dict[str,
     data = [read_result_bytes(p) for p in paths]
     key = fingerprint([truth['fingerprint'].encode()] + data)
     if cache is not None and reuse:
-        cached = cache.get(key, len(sequences))
+        cached = cache.get(key, truth['num_valid'])
         if cached is not None:
             return cached
     if truth['protocol'] is Protocol.TOOLKIT:
@@ -130,30 +133,51 @@ def _evaluate_source(source: ResultSource, sequences: Sequence, truth: Dict[str,
     return curves
 
 
-def repair_summary(curves: metrics.Curves) -> Dict[str, int]:
-    """What the toolkit protocol repaired in one tracker's results: frames, sequences, files cut, lines cut."""
+REPAIRED_FILES_SHOWN = 10
+
+
+def repair_summary(curves: metrics.Curves, paths: Sequence[str]) -> Dict[str, Any]:
+    """What the toolkit protocol repaired in one tracker's results (``paths``: its result file per sequence):
+    frames, sequences, files cut, lines cut, and which files (``{path: frames}``, ``{path: lines}``)."""
     return {'frames_repaired': int(curves.repaired.sum()), 'sequences_repaired': int(np.sum(curves.repaired > 0)),
-            'files_cut': int(np.sum(curves.cut_lines > 0)), 'lines_cut': int(curves.cut_lines.sum())}
+            'files_cut': int(np.sum(curves.cut_lines > 0)), 'lines_cut': int(curves.cut_lines.sum()),
+            'repaired_files': {p: int(n) for p, n in zip(paths, curves.repaired) if n},
+            'cut_files': {p: int(n) for p, n in zip(paths, curves.cut_lines) if n}}
 
 
-def repair_warning(label: str, summary: Dict[str, int]) -> Optional[str]:
-    """One line per tracker whose results the toolkit protocol repaired (None when nothing was)."""
+def _files(counts: Dict[str, int], unit: str) -> str:
+    """'in FOLDER: a.txt (2 frames), b.txt (1 frame)' (the folder once when they share one), at most ten."""
+    paths = list(counts)
+    folders = {os.path.dirname(p) for p in paths}
+    shared = folders.pop() if len(folders) == 1 else None
+    shown = ', '.join('{} ({} {}{})'.format(os.path.basename(p) if shared else p, counts[p], unit,
+                                            's' if counts[p] > 1 else '') for p in paths[:REPAIRED_FILES_SHOWN])
+    more = len(paths) - REPAIRED_FILES_SHOWN
+    return '{}{}{}'.format('in {}: '.format(shared) if shared else '', shown,
+                           ' and {} more (all in the JSON\'s repairs)'.format(more) if more > 0 else '')
+
+
+def repair_warning(label: str, summary: Dict[str, Any]) -> Optional[str]:
+    """One line per tracker whose results the toolkit protocol repaired, naming the files (None when nothing
+    was)."""
     parts = []
     if summary['frames_repaired']:
         parts.append('replaced {} prediction(s) in {} sequence(s) by the previous frame\'s (NaN or width/height '
-                     '<= 0)'.format(summary['frames_repaired'], summary['sequences_repaired']))
+                     '<= 0), {}'.format(summary['frames_repaired'], summary['sequences_repaired'],
+                                        _files(summary.get('repaired_files', {}), 'frame')))
     if summary['files_cut']:
-        parts.append('cut {} result file(s) longer than the annotation ({} line(s))'.format(
-            summary['files_cut'], summary['lines_cut']))
-    return 'Warning: {}: the toolkit protocol {}'.format(label, ' and '.join(parts)) if parts else None
+        parts.append('cut {} result file(s) longer than the annotation ({} line(s)), {}'.format(
+            summary['files_cut'], summary['lines_cut'], _files(summary.get('cut_files', {}), 'line')))
+    return 'Warning: {}: the toolkit protocol {}'.format(label, '; and '.join(parts)) if parts else None
 
 
-def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves]):
-    """Averages the per-sequence curves of the runs of one pytracking tracker (pytracking's ``merge_results``)."""
+def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves], repairs: Dict[str, Dict]):
+    """Averages the per-sequence curves of the runs of one pytracking tracker (pytracking's ``merge_results``),
+    and adds up their repairs."""
     groups: Dict[tuple, List[ResultSource]] = {}
     for source in sources:
         groups.setdefault(source.group, []).append(source)
-    merged_trackers, merged_curves = [], {}
+    merged_trackers, merged_curves, merged_repairs = [], {}, {}
     for members in groups.values():
         first = members[0]
         label = first.merged_label
@@ -162,13 +186,18 @@ def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves]):
             *(np.mean([getattr(r, f) for r in runs], axis=0) for f in ('precision', 'norm_precision', 'success')),
             num_valid=runs[0].num_valid, repaired=np.sum([r.repaired for r in runs], axis=0),
             cut_lines=np.sum([r.cut_lines for r in runs], axis=0))
+        if repairs:
+            parts = [repairs[m.label] for m in members]
+            merged_repairs[label] = dict(repair_summary(merged_curves[label], []), **{
+                key: {path: count for part in parts for path, count in part[key].items()}
+                for key in ('repaired_files', 'cut_files')})
         info = first.describe()
         info['label'] = label
         if len(members) > 1:
             info['run_id'] = [m.run_id for m in members]
             info['results_dir'] = [m.describe()['results_dir'] for m in members]
         merged_trackers.append(info)
-    return merged_trackers, merged_curves
+    return merged_trackers, merged_curves, merged_repairs
 
 
 def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, report_name: Optional[str] = None,
@@ -202,6 +231,7 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
         dataset_kwargs - passed to the dataset's constructor (LaTOT: ``allow_missing=True``, ``root=...``)
     """
     protocol = Protocol.parse(protocol)
+    check_resamples(bootstrap_resamples)
     sources = as_sources(trackers)
     if not sources:
         raise ValueError('No trackers to evaluate')
@@ -218,6 +248,7 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
         attribute_infos = attribute_infos_from_flags({s.name: attributes[s.name] for s in sequences})
 
     names = [s.name for s in sequences]
+    check_result_paths(sources, names)
     missing = missing_results(sources, names)
     if missing and not skip_missing:
         raise ResultsError(missing_results_message(missing, sources, len(names)))
@@ -245,7 +276,8 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
         save_cache(cache)
     repairs = {}
     if protocol is Protocol.TOOLKIT:
-        repairs = {label: repair_summary(c) for label, c in curves.items()}
+        repairs = {s.label: repair_summary(curves[s.label], [s.result_path(q.name) for q in sequences])
+                   for s in sources}
         for label, summary in repairs.items():
             warning = repair_warning(label, summary)
             if warning and verbose:
@@ -253,9 +285,7 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
 
     tracker_infos = [s.describe() for s in sources]
     if merge_runs:
-        tracker_infos, curves = _merge_runs(sources, curves)
-        if repairs:
-            repairs = {label: repair_summary(c) for label, c in curves.items()}
+        tracker_infos, curves, repairs = _merge_runs(sources, curves, repairs)
     return Evaluation(view.name, [s.name for s in sequences], truth['lengths'],
                       next(iter(curves.values())).num_valid, tracker_infos, curves, attribute_infos,
                       {label: absent for label, absent in missing.items()},

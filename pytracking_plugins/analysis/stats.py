@@ -29,6 +29,7 @@ import numpy as np
 
 from ltr_plugins import latot_data
 from ltr_plugins.common.atomic_files import write_text
+from ltr_plugins.common.file_names import tolerate_undecodable_output
 from ltr_plugins.common.boxes import box_present
 from pytracking_plugins.analysis.text_table import format_table
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command; returns its exit status (0; 1 when the JSON could not be written; 2 for bad input)."""
+    tolerate_undecodable_output()          # paths that are not UTF-8 print as their bytes
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.frame_rate <= 0:

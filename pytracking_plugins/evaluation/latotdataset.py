@@ -87,8 +87,10 @@ class LaTOTDataset(BaseDataset):
         absent = latot_data.read_absent_flags(self.base_path, name, len(boxes))
         if absent is not None:
             visible &= ~absent
-        return Sequence(name, frames, 'latot', boxes, object_class=latot_data.sequence_category(name),
-                        target_visible=visible)
+        sequence = Sequence(name, frames, 'latot', boxes, object_class=latot_data.sequence_category(name),
+                            target_visible=visible)
+        sequence.annotation_file = latot_data.annotation_path(self.base_path, name)   # named by frame_checks
+        return sequence
 
     def __len__(self) -> int:
         return len(self.sequence_list)
