@@ -61,7 +61,7 @@ def local_file_path(module_name: str) -> str:
 def load_local_settings(module_name: str, factory: str) -> object:
     """``<module_name>.<factory>()`` -- what pytracking's ``env_settings()`` returns -- without writing anything.
 
-    A module already in ``sys.modules`` (a stand-in, :mod:`pytracking_plugins.environment`) is used as it is. A
+    A module already in ``sys.modules`` (a stand-in put there for one process) is used as it is. A
     missing, unimportable or failing file raises :class:`LocalSettingsError` naming it (and the line).
     """
     module = sys.modules.get(module_name)

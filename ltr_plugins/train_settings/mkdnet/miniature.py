@@ -79,6 +79,7 @@ def configure(settings) -> None:
     settings.print_interval = sizes.get('print_interval', settings.print_interval)
     settings.log_every_iteration = LOGGED_EVERY_ITERATION
     settings.fail_safe = False          # a failure must stop the demo, not retry
+    settings.keep_checkpoints = 1       # the latest (students resume from it, the export reads it) and the best
     if variant == 'teacher':
         settings.init = 'random'
         settings.random_init_reason = "the miniature's teacher is trained from scratch"
