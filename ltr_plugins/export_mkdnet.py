@@ -4,29 +4,29 @@ The result is a Super-DiMP network file: the student's state dict and its ltr co
 teacher, no discriminators, no optimizer state -- so pytracking's ``NetWithBackbone`` loads it as it loads
 ``super_dimp.pth.tar``, and it is the same size. The command is ``mkdnet-export`` on the tracking side.
 """
-import glob
 import os
 
 import torch.nn as nn
 
 from ltr_plugins.models.super_dimp import save_tracking_network
 from ltr_plugins.network_files import rebuild_constructor, unpickle_network_file
+from ltr_plugins.trainers import ltr_checkpoints
 
 TRAINING_NET_TYPE = 'MKDNetStudent'
 STUDENT_PREFIX = 'net.'          # MKDNetStudent.net is the student DiMPnet
-DEFAULT_NAME = 'mkdnet.pth.tar'
 
 
 def resolve_checkpoint(checkpoint: str) -> str:
-    """A checkpoint file from a file path, a folder (its latest ``*_ep*.pth.tar``) or ``module/name``."""
+    """A checkpoint file from a file path, a folder (its latest checkpoint) or a train setting ``module/name``."""
     path = os.path.expanduser(checkpoint)
     if os.path.isfile(path):
         return os.path.abspath(path)
     folder = path if os.path.isdir(path) else None
     if folder is None:
         from ltr_plugins.common.local_settings import LTR_LOCAL, load_local_settings
-        folder = os.path.join(load_local_settings(*LTR_LOCAL).workspace_dir, 'checkpoints', 'ltr', checkpoint)
-    files = sorted(glob.glob(os.path.join(folder, '{}_ep*.pth.tar'.format(TRAINING_NET_TYPE))))
+        folder = ltr_checkpoints.setting_checkpoint_dir(load_local_settings(*LTR_LOCAL).workspace_dir,
+                                                        'ltr/' + checkpoint)
+    files = ltr_checkpoints.checkpoints_in(folder, TRAINING_NET_TYPE)
     if not files:
         raise FileNotFoundError('no {}_ep*.pth.tar checkpoint in {}'.format(TRAINING_NET_TYPE, folder))
     return os.path.abspath(files[-1])
@@ -41,7 +41,8 @@ def student_from_checkpoint(checkpoint_path: str) -> nn.Module:
     if net_type != TRAINING_NET_TYPE:
         raise ValueError('{} is {}, not an MKDNet training checkpoint ({}){}'.format(
             checkpoint_path, 'a {} checkpoint'.format(net_type) if net_type else 'no ltr checkpoint',
-            TRAINING_NET_TYPE, ': it is already a tracking network' if net_type and state.get('constructor') is not None else ''))
+            TRAINING_NET_TYPE,
+            ': it is already a tracking network' if net_type and state.get('constructor') is not None else ''))
     net_info = state.get('net_info') if isinstance(state.get('net_info'), dict) else {}
     if net_info.get('student_constructor') is None:
         raise ValueError('{} does not record the student\'s constructor'.format(checkpoint_path))

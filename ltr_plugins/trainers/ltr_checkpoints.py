@@ -25,14 +25,24 @@ _EPOCH = re.compile(r'_ep(\d+)\.pth\.tar$')
 CORRUPT_SUFFIX = '.corrupt'
 
 
+def setting_checkpoint_dir(workspace_dir: str, project_path: str) -> str:
+    """The folder of the checkpoints of the train setting ``project_path`` (``ltr/<module>/<name>``)."""
+    return os.path.join(os.path.expanduser(workspace_dir), 'checkpoints', project_path)
+
+
 def checkpoint_dir(settings) -> str:
     """The folder of this run's checkpoints."""
-    return os.path.join(os.path.expanduser(settings.env.workspace_dir), 'checkpoints', settings.project_path)
+    return setting_checkpoint_dir(settings.env.workspace_dir, settings.project_path)
+
+
+def checkpoints_in(folder: str, net_type: str = '*') -> List[str]:
+    """The checkpoints in ``folder``, oldest first (the last one is the one ``load_checkpoint()`` resumes from)."""
+    return sorted(glob.glob(os.path.join(glob.escape(folder), net_type + '_ep*.pth.tar')))
 
 
 def checkpoint_paths(settings, net_type: str = '*') -> List[str]:
-    """This run's checkpoints, oldest first (the last one is the one ``load_checkpoint()`` resumes from)."""
-    return sorted(glob.glob(os.path.join(glob.escape(checkpoint_dir(settings)), net_type + '_ep*.pth.tar')))
+    """This run's checkpoints, oldest first."""
+    return checkpoints_in(checkpoint_dir(settings), net_type)
 
 
 def checkpoint_epoch(path: str) -> int:

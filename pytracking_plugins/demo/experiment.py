@@ -55,10 +55,14 @@ class Paths:
         return os.path.join(self.folder, 'training', self.run_name(variant, seed))
 
     def checkpoints(self, variant: str, seed: Optional[int] = None) -> str:
-        return os.path.join(self.training(variant, seed), 'checkpoints', 'ltr', 'mkdnet', 'miniature')
+        from ltr_plugins.train_settings.mkdnet.miniature import PROJECT_PATH
+        from ltr_plugins.trainers.ltr_checkpoints import setting_checkpoint_dir
+        return setting_checkpoint_dir(self.training(variant, seed), PROJECT_PATH)
 
     def tensorboard(self, variant: str, seed: Optional[int] = None) -> str:
-        return os.path.join(self.training(variant, seed), 'tensorboard', 'ltr', 'mkdnet', 'miniature')
+        """Where ltr's trainer writes the run's tensorboard logs (its tensorboard_dir, then the setting's path)."""
+        from ltr_plugins.train_settings.mkdnet.miniature import PROJECT_PATH
+        return os.path.join(self.training(variant, seed), 'tensorboard', PROJECT_PATH)
 
     def network_folder(self, seed: Optional[int]) -> str:
         """The teacher's networks folder, or seed k's (each seed's students in their own, one file per variant)."""

@@ -7,6 +7,7 @@ Attributes work as with pytracking's OTB / LaSOT / AVisT datasets, so ``get_data
     datasets = get_dataset_attributes('latot_test')          # {'SV': [...], 'FM': [...], ...}
     fast_motion = get_dataset('latot_test', attribute='FM')   # short or long name
 """
+import functools
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -19,9 +20,14 @@ from ltr_plugins.common.boxes import box_present
 _ROOT_SETTING = 'settings.latot_path in pytracking/evaluation/local.py'
 _DATASET_NAMES = {'all': 'latot', 'test': 'latot_test', 'train': 'latot_train'}
 
-# Derived flags by (annotation file, its size and mtime, first frame): pytracking's get_dataset_attributes builds
-# one dataset per attribute, which would otherwise read every annotation and image header twelve times.
-_derived_flags: Dict[tuple, latot_attributes.Flags] = {}
+@functools.lru_cache(maxsize=4096)
+def _derived_flags(root: str, name: str, annotation_identity: tuple, first_frame: str,
+                   num_frames: int) -> latot_attributes.Flags:
+    """The attributes derived from a sequence's boxes and image size, memoised on the annotation file's identity
+    (path, size, modification time): pytracking's get_dataset_attributes builds one dataset per attribute, which
+    would otherwise read every annotation and image header twelve times."""
+    boxes = latot_data.read_sequence_annotation(root, name, num_frames=num_frames)
+    return latot_attributes.derive_attributes(boxes, latot_data.image_size(first_frame))
 
 
 def _local_file() -> str:
@@ -113,13 +119,10 @@ class LaTOTDataset(BaseDataset):
             return latot_attributes.sequence_flags(self.base_path, name, np.zeros((0, 4)))
         frames = latot_data.list_frames(self.base_path, name)
         annotation = latot_data.annotation_path(self.base_path, name)
-        stat = os.stat(annotation) if os.path.isfile(annotation) else None
-        key = (annotation, stat and stat.st_size, stat and stat.st_mtime_ns, frames[0], len(frames))
         if table is None or name not in table:
-            if key not in _derived_flags:
-                boxes = latot_data.read_sequence_annotation(self.base_path, name, num_frames=len(frames))
-                _derived_flags[key] = latot_attributes.derive_attributes(boxes, latot_data.image_size(frames[0]))
-            return dict(_derived_flags[key]), 'derived'
+            stat = os.stat(annotation) if os.path.isfile(annotation) else None
+            identity = (annotation, stat and stat.st_size, stat and stat.st_mtime_ns)
+            return dict(_derived_flags(self.base_path, name, identity, frames[0], len(frames))), 'derived'
         boxes = latot_data.read_sequence_annotation(self.base_path, name, num_frames=len(frames))
         return latot_attributes.sequence_flags(self.base_path, name, boxes, latot_data.image_size(frames[0]), table)
 

@@ -27,6 +27,7 @@ REQUIRED_KEYS = ('variant', 'train_dir', 'val_dir', 'backbone', 'feature_sz', 'b
                  'iterations_per_epoch', 'val_iterations', 'lr', 'lr_step', 'seed', 'max_gap', 'frames_per_sample',
                  'proposals_per_frame')
 STUDENT_KEYS = ('teacher_checkpoint', 'degrade_target_size')
+PROJECT_PATH = 'ltr/mkdnet/miniature'    # as run_training.py names it
 LOGGED_EVERY_ITERATION = ('Loss/', 'Eq11/', 'RDM/', 'Distance/', 'Dis/', 'Teacher/', 'AMP/')
 
 
@@ -106,5 +107,5 @@ def train(workspace_dir: str, sizes: Mapping[str, Any], cudnn_benchmark: bool = 
     env = types.SimpleNamespace(workspace_dir=workspace_dir, tensorboard_dir=os.path.join(workspace_dir, 'tensorboard'),
                                 pretrained_networks='')
     settings = types.SimpleNamespace(env=env, use_gpu=True, module_name='mkdnet', script_name='miniature',
-                                     project_path='ltr/mkdnet/miniature', miniature=dict(sizes))
+                                     project_path=PROJECT_PATH, miniature=dict(sizes))
     run(settings)
