@@ -608,3 +608,33 @@ def test_run_experiment_with_mkdnet(synthetic_latot, workspace, tmp_path):
     boxes = tracked_boxes(os.path.join(workspace, 'tracking_results', 'mkdnet', 'mkdnet_000', sequence + '.txt'))
     assert boxes.shape == (2, 4)
     np.testing.assert_allclose(boxes[0], synthetic_latot.first_box(sequence), atol=0.005)
+
+
+def test_a_parameter_file_of_the_users_own_runs_from_the_workspace_and_leaves_the_checkout_clean(synthetic_latot,
+                                                                                                 workspace):
+    import subprocess
+    import uuid
+    from pytracking_plugins.parameter import mkdnet as parameter_package
+    from ltr_plugins.train_settings import mkdnet as train_settings_package
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert parameter_package.USER_FOLDER == os.path.join(project, 'workspace', 'parameter', 'mkdnet')
+    assert train_settings_package.USER_FOLDER == os.path.join(project, 'workspace', 'train_settings', 'mkdnet')
+    write_student_network(os.path.join(workspace, 'networks', 'mine.pth.tar'))
+    name = 'user_{}'.format(uuid.uuid4().hex[:8])
+    path = os.path.join(parameter_package.USER_FOLDER, name + '.py')
+    os.makedirs(parameter_package.USER_FOLDER, exist_ok=True)
+    with open(path, 'w') as handle:
+        handle.write('from pytracking.parameter.mkdnet import mkdnet\n\n\ndef parameters():\n'
+                     "    return mkdnet.parameters(net_path='mine.pth.tar')\n")
+    try:
+        sequence = synthetic_latot.tracked_sequence
+        run_script('pytracking/run_tracker.py',
+                   ['mkdnet', name, '--dataset_name', 'latot_test', '--sequence', sequence],
+                   pytracking=pytracking_settings(workspace, latot_path=synthetic_latot.root))
+        boxes = tracked_boxes(os.path.join(workspace, 'tracking_results', 'mkdnet', name, sequence + '.txt'))
+        assert boxes.shape == (synthetic_latot.tracked_frames, 4)
+        status = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all', '--', path],
+                                cwd=project, capture_output=True, text=True)
+        assert status.returncode != 0 or status.stdout == ''       # ignored (or not a git checkout at all)
+    finally:
+        os.remove(path)
