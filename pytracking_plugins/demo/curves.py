@@ -10,9 +10,11 @@ import numpy as np
 
 Curve = Tuple[np.ndarray, np.ndarray]       # steps, values
 
-# The validation loss is flat when its last FLAT_EPOCHS epochs lie within FLAT_TOLERANCE of their mean (relative).
+# The validation loss has flattened when, over its last FLAT_EPOCHS epochs, its least-squares trend falls by less
+# than FLAT_SLOPE of their mean per epoch (it no longer improves; the epoch-to-epoch noise of a small network trained
+# on small batches is left to the plot).
 FLAT_EPOCHS = 5
-FLAT_TOLERANCE = 0.1
+FLAT_SLOPE = 0.02
 
 
 def read_scalars(folder: str) -> Dict[str, Curve]:
@@ -41,13 +43,13 @@ def iteration_curves(tensorboard: str) -> Dict[str, Curve]:
             if tag.startswith('Iteration/')}
 
 
-def flatness(values: Sequence[float], epochs: int = FLAT_EPOCHS) -> Optional[float]:
-    """The largest relative deviation of the last ``epochs`` values from their mean (None when fewer)."""
+def trend(values: Sequence[float], epochs: int = FLAT_EPOCHS) -> Optional[float]:
+    """The least-squares slope of the last ``epochs`` values per epoch, relative to their mean (None when fewer)."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) < epochs:
         return None
     last = values[-epochs:]
-    return float(np.max(np.abs(last - last.mean())) / abs(last.mean()))
+    return float(np.polyfit(np.arange(epochs), last, 1)[0] / abs(last.mean()))
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 sequences, the spread from seed to seed, and how training went (the teacher's curves, the distillation terms).
 """
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -97,15 +97,16 @@ def teacher_section(experiment: Experiment, folder: str) -> List[str]:
         return ['No training logs of the teacher in {}.'.format(tensorboard)]
     path = curves.plot_panels(panels, os.path.join(folder, 'teacher_curves.png'), 'epoch', columns=3)
     lines = ['![teacher]({})'.format(os.path.relpath(path, experiment.paths.report)), '']
-    deviation = curves.flatness(val['Loss/total'][1]) if 'Loss/total' in val else None
-    if deviation is None:
+    slope = curves.trend(val['Loss/total'][1]) if 'Loss/total' in val else None
+    if slope is None:
         lines.append('The teacher trained for fewer than {} epochs: too few to tell whether its validation loss has '
                      'flattened.'.format(curves.FLAT_EPOCHS))
     else:
-        verdict = 'flat' if deviation <= curves.FLAT_TOLERANCE else 'NOT flat (train the teacher longer)'
-        lines.append('Validation loss over the teacher\'s last {} epochs: {} (largest deviation from their mean '
-                     '{:.1%}; flat means at most {:.0%}).'.format(curves.FLAT_EPOCHS, verdict, deviation,
-                                                                   curves.FLAT_TOLERANCE))
+        verdict = ('flattened' if slope >= -curves.FLAT_SLOPE else 'still falling (train the teacher longer: '
+                   '--set teacher_epochs=N)')
+        lines.append('Validation loss over the teacher\'s last {} epochs: {} (least-squares trend {:+.1%} of its mean '
+                     'per epoch; flattened means a fall of less than {:.0%} per epoch).'.format(
+                         curves.FLAT_EPOCHS, verdict, slope, curves.FLAT_SLOPE))
     return lines
 
 
