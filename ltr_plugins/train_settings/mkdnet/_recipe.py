@@ -31,7 +31,7 @@ from ltr_plugins.models.super_dimp import SUPER_DIMP_FROZEN_LAYERS, build_super_
 from ltr_plugins.models.teacher_student import (FrozenTeacher, MKDNetStudent, find_super_dimp_checkpoint,
                                                 load_super_dimp)
 from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer, distributed
-from ltr_plugins.trainers.precision import MixedPrecision, pool_in_float32
+from ltr_plugins.trainers.precision import MixedPrecision
 
 
 def paper(settings) -> None:
@@ -265,8 +265,6 @@ def _build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
     discriminators = None
     if active['gen'] or active['dis']:
         discriminators = build_discriminators(roi_feature_shapes(student.bb_regressor))
-    if getattr(settings, 'mixed_precision', None):
-        pool_in_float32(student)
     with_teacher = active['any'] or getattr(settings, 'monitor_teacher', False)
     teacher = FrozenTeacher(copy.deepcopy(student)) if with_teacher else None
     return MKDNetStudent(student, discriminators, info={'init': source}), teacher
