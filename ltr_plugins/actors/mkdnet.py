@@ -116,16 +116,18 @@ class MKDNetActor(BaseActor):
         if self.teacher is not None:
             self.teacher.to(device)
 
-    def distribute(self, trained: Iterable[nn.Parameter]) -> None:
+    def distribute(self, trained: Iterable[nn.Parameter], sync_batchnorm: bool = False) -> None:
         """Wraps the student and its discriminators (``net``) in DistributedDataParallel, synchronising the
-        ``trained`` parameters (those the optimizers step). The teacher is not wrapped: it is fixed, identical on
-        every process by construction, and never synchronised. Call after the actor is on its device."""
+        ``trained`` parameters (those the optimizers step) and, with ``sync_batchnorm``, the BatchNorm statistics of
+        the global batch. The teacher is not wrapped: it is fixed (in eval mode), identical on every process by
+        construction, and never synchronised. Call after the actor is on its device."""
         if multigpu.is_multi_gpu(self.net):
             raise ValueError('settings.multi_gpu (DataParallel in one process) and torchrun (one process per GPU) '
                              'exclude each other: set settings.multi_gpu = False under torchrun')
         # Discriminators that no term trains (gen without dis) get no gradient; DDP must be told to expect that.
         idle_discriminators = self.discriminators is not None and not self.active['dis']
-        self.student = distributed.wrap(self.net, trained, find_unused_parameters=idle_discriminators)
+        self.student = distributed.wrap(self.net, trained, find_unused_parameters=idle_discriminators,
+                                        sync_batch_norm=sync_batchnorm)
 
     def _task_losses(self, out: Dict, data, batch: Batch) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """Super-DiMP's losses of one network's output: the hinge loss of every classifier iterate and the KL box

@@ -1,4 +1,5 @@
-"""Mixed-precision training, chosen by ``settings.mixed_precision``: None (float32), ``'bf16'`` or ``'fp16'``.
+"""Training precision: mixed precision, chosen by ``settings.mixed_precision`` (None: float32, ``'bf16'`` or
+``'fp16'``), and TF32 for float32 on the GPU (``settings.allow_tf32``, :func:`set_tf32`).
 
 The networks' forward passes (teacher and student) run under ``torch.autocast`` in the reduced type; PrRoIPool
 computes in float32 inside them by itself (:func:`ltr_plugins.prroi_pool.prroi_pool2d`), and the actor computes every
@@ -50,3 +51,13 @@ def to_float32(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(to_float32(v) for v in value)
     return value
+
+
+def set_tf32(allow: Optional[bool]) -> None:
+    """``settings.allow_tf32``: TF32 (a 10-bit mantissa, on Ampere GPUs and later) for float32 matrix products and
+    cuDNN convolutions, True for both, False for neither; None leaves PyTorch's defaults (convolutions in TF32,
+    matrix products in full float32). Process-wide; no effect on the CPU."""
+    if allow is None:
+        return
+    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
+    torch.backends.cudnn.allow_tf32 = bool(allow)
