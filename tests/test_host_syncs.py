@@ -98,6 +98,29 @@ def test_simulated_cuda_records_what_a_cuda_run_syncs_on():
     assert all(e.where.startswith('tests/test_host_syncs.py:') for e in simulation.events)
 
 
+def test_the_pure_pytorch_pool_on_a_device_reads_once_per_call_and_pools_nan_outside_the_batch(pure_pytorch_pool):
+    """On a device the pool's batch indices are not read: a RoI whose index lies outside the batch pools NaN (as
+    in the Triton kernel), the others pool what they pool on the CPU, where such an index is an IndexError."""
+    from ltr_plugins.prroi_pool import prroi_pool2d
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(3, 4, 9, 9, generator=generator)
+    rois = torch.tensor([[0, 1.0, 1.0, 30.0, 40.0], [2, 5.0, 6.0, 50.0, 60.0], [3, 5.0, 6.0, 50.0, 60.0],
+                         [-1, 2.0, 2.0, 20.0, 20.0]])
+    with pytest.raises(IndexError, match='batch indices'):
+        prroi_pool2d(features, rois, 3, 3, 1 / 8)
+    expected = [prroi_pool2d(features, rois[:2], 3, 3, 1 / 8), prroi_pool2d(features[:1], rois[:1], 3, 3, 1 / 8)]
+    reads = []
+    for maps, boxes in ((features, rois), (features[:1], rois[[0, 3]])):   # taps, then window strategy
+        with SimulatedCuda() as simulation:
+            simulation.device([maps, boxes])
+            pooled = prroi_pool2d(maps, boxes, 3, 3, 1 / 8)
+        assert simulation.count('copy', 'mismatch') == 0
+        reads.append(own(simulation, 'read'))
+        valid = 2 if maps.shape[0] == 3 else 1
+        assert torch.equal(pooled[:valid], expected[maps.shape[0] == 1]) and torch.isnan(pooled[valid:]).all()
+    assert reads == [{'_tap_sizes': 1}, {'_choose_strategy': 1}]
+
+
 # -------------------------------------------------------------------------------------------- a training step
 def test_a_training_step_stays_within_its_sync_budget(synthetic_latot, tmp_path, pure_pytorch_pool, capsys):
     """The real MKDNetActor (degradation, teacher, student, discriminators: the paper's Eq. 11) on a small DiMPnet
