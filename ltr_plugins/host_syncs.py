@@ -106,6 +106,8 @@ class _InOpSyncs(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         simulation = self.simulation
+        if os.getpid() != simulation._process:
+            return func(*args, **kwargs)
         if not simulation.quiet and args and simulation.on_device(args[0]):
             what = self.syncing_op(func, args, kwargs)
             if what:
@@ -160,6 +162,7 @@ class SimulatedCuda(TorchFunctionMode):
         self.host_value = False        # True inside an assignment of one host value
         self._in_op = _InOpSyncs(self)
         self._stack = contextlib.ExitStack()
+        self._process = os.getpid()    # a process forked under the simulation (a loader worker) runs as it is
 
     def __enter__(self):
         self._stack.enter_context(self._in_op)
@@ -210,6 +213,8 @@ class SimulatedCuda(TorchFunctionMode):
     # ---------------------------------------------------------------------------------------------- the mode
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if os.getpid() != self._process:
+            return func(*args, **kwargs)
         name = getattr(func, '__name__', '')
         first = args[0] if args else None
         if name == '__get__':
@@ -259,9 +264,9 @@ class SimulatedCuda(TorchFunctionMode):
             if target is None or target == self.on_device(source):
                 return self.on_device(source)
             if target:
-                self.record('async_copy' if non_blocking else 'copy', name + ' to the device')
+                self.record('async_copy' if non_blocking else 'copy', name + '() to the device')
             else:
-                self.record('read', name + ' to the host' + (' (non-blocking)' if non_blocking else ''))
+                self.record('read', name + '() to the host' + (' (non-blocking)' if non_blocking else ''))
             return target
         if name in FROM_HOST_DATA:
             data = args[1] if name == 'new_tensor' else (args[0] if args else kwargs.get('data'))
@@ -286,7 +291,8 @@ class SimulatedCuda(TorchFunctionMode):
             rest = args[1:]
             if rest and isinstance(rest[0], torch.Tensor):
                 return self.on_device(rest[0]), bool(kwargs.get('non_blocking', len(rest) > 1 and rest[1] is True))
-            _, _, non_blocking, _ = torch._C._nn._parse_to(*_to_cpu(rest), **_to_cpu(kwargs))
+            flags = [a for a in rest if isinstance(a, bool)]   # to(device, dtype, non_blocking, copy), to(dtype, ...)
+            non_blocking = kwargs.get('non_blocking', flags[0] if flags else False)
             device = kwargs.get('device', next((a for a in rest if isinstance(a, (str, torch.device))), None))
             return (None if device is None else _is_cuda(device)), bool(non_blocking)
         if kwargs.get('device') is not None:

@@ -90,8 +90,8 @@ def test_simulated_cuda_records_what_a_cuda_run_syncs_on():
         assert host.cuda().is_cuda and not host.is_cuda
         x + host.view(2, 3).reshape(6)               # would raise on CUDA
     reads = [e.what for e in simulation.events if e.kind == 'read']
-    assert reads == ['item', 'boolean-mask indexing', '__float__', '_local_scalar_dense', 'cpu to the host']
-    assert [e.what for e in simulation.events if e.kind == 'copy'] == ['tensor from host data', 'cuda to the device']
+    assert reads == ['item', 'boolean-mask indexing', '__float__', '_local_scalar_dense', 'cpu() to the host']
+    assert [e.what for e in simulation.events if e.kind == 'copy'] == ['tensor from host data', 'cuda() to the device']
     assert simulation.count('async_copy') == 1 and simulation.syncs == 7
     assert [e.what for e in simulation.events if e.kind == 'mismatch'] == [
         'add: host and device tensors in one operation']
