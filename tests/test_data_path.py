@@ -94,7 +94,17 @@ def test_without_the_setting_the_loader_is_ltrs_own(synthetic_latot, tmp_path):
     settings = paper_settings(str(tmp_path), synthetic_latot.root)
     assert settings.persistent_workers is False and settings.pin_memory is True
     loader = recipe.build_loaders(settings)[0]
-    assert type(loader).__name__ == 'LTRLoader' and not loader.persistent_workers and not loader.pin_memory
+    assert type(loader).__name__ == 'LTRLoader' and not loader.persistent_workers
+    assert loader.pin_memory is torch.cuda.is_available()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_on_a_gpu_the_batches_arrive_in_pinned_memory(synthetic_latot, tmp_path):
+    settings = paper_settings(str(tmp_path), synthetic_latot.root)
+    settings.num_workers = 1
+    batch = next(iter(recipe.build_loaders(settings)[0]))
+    assert batch['train_images'].is_pinned() and batch['test_proposals'].is_pinned()
 
 
 def test_tf32_is_set_for_matrix_products_and_convolutions_or_left_as_pytorch_has_it():

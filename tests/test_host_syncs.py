@@ -27,7 +27,7 @@ import torch
 
 from test_mkdnet_training import mkdnet_parts, paper_settings
 
-from ltr_plugins.host_syncs import SimulatedCuda, format_summary
+from ltr_plugins.host_syncs import SimulatedCuda, format_summary, profiled_syncs
 from ltr_plugins.prroi_pool import PrRoIPool2D
 from ltr_plugins.train_settings.mkdnet import _recipe as recipe
 from ltr_plugins.trainers import data_path
@@ -36,6 +36,7 @@ from ltr_plugins.trainers import data_path
 TRAINING_STEP_BUDGET = 20
 TRACKED_FRAME_BUDGET = {'whole map': 53, 'window': 33}
 OWN_CODE = ('ltr_plugins/', 'pytracking_plugins/')
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
 @pytest.fixture
@@ -148,6 +149,37 @@ def test_a_training_step_stays_within_its_sync_budget(synthetic_latot, tmp_path,
     assert simulation.count('async_copy') == sum(isinstance(v, torch.Tensor) for v in batch.values())
     assert own(simulation, 'read') == {'to_host': 1, '_finish_stats': 1, '_tap_sizes': len(pool_calls)}
     assert len(pool_calls) == 10 and own(simulation, 'copy') == {}
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_on_a_gpu_a_training_step_stays_within_its_sync_budget(synthetic_latot, tmp_path, capsys):
+    """The same step on a GPU, PrRoIPool as backend 'auto' runs it there (the Triton kernels), its host syncs the
+    synchronising CUDA runtime calls of a profiler trace."""
+    settings = paper_settings(str(tmp_path), synthetic_latot.root)
+    torch.manual_seed(0)
+    batch = next(iter(recipe.build_loaders(settings)[0]))
+    actor, optimizer = mkdnet_parts(settings)
+    actor.to(torch.device('cuda'))
+    actor.train(True)
+
+    def step():
+        loss, _ = actor(data_path.to_device(batch, torch.device('cuda')))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()   # cuDNN's and Triton's first calls choose and compile their kernels
+    torch.cuda.synchronize()
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as profile:
+        step()
+    syncs = profiled_syncs(profile)
+    with capsys.disabled():
+        print('\nhost syncs of one MKDNet training step on {}: {} (budget {})'.format(
+            torch.cuda.get_device_name(0), syncs, TRAINING_STEP_BUDGET))
+    assert any('LaunchKernel' in event.name for event in profile.events())   # the trace holds the runtime calls
+    assert sum(syncs.values()) <= TRAINING_STEP_BUDGET
 
 
 # -------------------------------------------------------------------------------------------- a tracked frame
