@@ -14,6 +14,8 @@ fail-safe that never reports success after a failure.
     uninterrupted run does, and each process draws its own samples;
   - writes the stats named by ``settings.log_every_iteration`` to tensorboard at every iteration (ltr writes epoch
     averages only), from the statistics the actor hands to ``actor.on_stats``;
+  - copies each batch to the device without blocking (:class:`ltr_plugins.trainers.data_path.DeviceBatches`) and
+    tells a loader whose workers outlive the epoch which epoch it draws (``settings.persistent_workers``);
   - under torchrun: wraps the student in DistributedDataParallel, and only rank 0 writes checkpoints and
     tensorboard (the other processes print nothing either, see ltr_plugins.trainers.distributed);
   - ``train`` (ltr's loop of ``BaseTrainer.train``, with another retry policy): resumes from the latest *intact*
