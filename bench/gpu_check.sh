@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # The plugin's GPU check: run it on any machine with a GPU after ./install.sh, and record its output in the README
-# ("Training on several GPUs" / benchmarks) with the date and the GPU. It takes a few minutes (each part is capped,
-# the whole under 8 minutes) and prints:
+# (Training, "GPU check") with the date and the GPU. It takes about ten minutes (each part is capped) and prints:
 #   1. PrRoIPool on CUDA against an exact reference (the quadrature of tests/test_prroi_pool.py, float64) and
 #      against the same op in float64 on the CPU (forward and both gradients): what backend 'auto' runs, and the
 #      Triton kernel in float32 and float64 with host syncs turned into errors; then the time of the pure-PyTorch
 #      op and of the Triton kernel against torchvision.ops.roi_align, forward + backward, at DiMP's shapes
 #      (bench/prroi_pool.py; the Triton kernel fails the part beyond 2 x roi_align's time);
-#   2. one MKDNet and one Super-DiMP training step (batch 20, 352-px crops) in float32, bf16 and fp16: the
-#      MKDNet / Super-DiMP ratio, each mixed / float32 ratio and the peak memory (bench/train_step.py);
-#   3. MKDNet and Super-DiMP tracking FPS on a synthetic sequence (bench/tracking_fps.py);
-#   4. with two GPUs or more: DDP training throughput against the number of GPUs (bench/ddp_scaling.py).
+#   2. the suite's CUDA tests (pytest -m cuda: the Triton kernels on the GPU, the pure-PyTorch op on CUDA, pinned
+#      batches, a training step's host syncs from the profiler against the budget of tests/test_host_syncs.py);
+#   3. the real training loop (bench/train_loop.py): the recipe's loaders with workers and pinned batches, MKDNet's
+#      trainer with its non-blocking copies, fp16 with the gradient scaler, a checkpoint per epoch and a run resumed
+#      from it; seconds and host syncs (profiler) per iteration; fails above the sync budget or if the resume fails;
+#   4. one MKDNet and one Super-DiMP training step (batch 20, 352-px crops) in float32, bf16 and fp16: the
+#      MKDNet / Super-DiMP ratio (fails above 1.45), each mixed / float32 ratio and the peak memory
+#      (bench/train_step.py);
+#   5. the IoU-net refinement in a window against the stock one on the whole map (bench/iou_refinement.py): which is
+#      faster on the GPU decides the tracker's GPU default (iou_window_margin); fails when the default is the
+#      slower by more than 5 %;
+#   6. MKDNet and Super-DiMP tracking FPS on a synthetic sequence (bench/tracking_fps.py; fails below 0.95);
+#   7. with two GPUs or more: DDP training throughput against the number of GPUs (bench/ddp_scaling.py).
 #
 #   bash bench/gpu_check.sh                 # on the GPU
 #   bash bench/gpu_check.sh --device cpu    # dry run of every part with tiny sizes on the CPU (checks the script;
-#                                           # the Triton kernel runs in Triton's interpreter)
+#                                           # the Triton kernel runs in Triton's interpreter, host syncs are counted
+#                                           # on a simulated GPU, ltr_plugins/host_syncs.py)
 #
-# Exit status: 0 when every part ran, 1 when one failed (the others still run), 2 without a usable CUDA device.
+# Exit status: 0 when every part passed, 1 when one failed or missed its target (the others still run), 2 without a
+# usable CUDA device.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -63,13 +73,15 @@ part() {  # part TITLE SECONDS COMMAND...: runs one part with a time cap; a fail
 CAP_FACTOR=1      # on the CPU (a dry run) the caps only end a hang
 [ "$DEVICE" = cpu ] && CAP_FACTOR=5
 if [ "$DEVICE" = cuda ]; then
-    ROIS=1536; CHANNELS=256; BATCHES="8 20"; REPEATS=7; TRAIN_ARGS=(--steps 3 --warmup 1)
-    FPS_ARGS=(--frames 60 --repeats 2 --breakdown-runs 1)
+    ROIS=1536; CHANNELS=256; BATCHES="8 20"; REPEATS=7; TRAIN_ARGS=(--steps 3 --warmup 1 --max-ratio 1.45)
+    FPS_ARGS=(--frames 60 --repeats 2 --breakdown-runs 1 --min-ratio 0.95)
     TRITON_ENV=; TRITON_BENCH_ARGS=(--batch-sizes 8 20 --repeats 7 --warmup 1 --max-ratio 2)
+    LOOP_ARGS=(--iterations 8); REFINE_ARGS=(--repeats 30 --warmup 3)
 else   # the Triton kernel runs in Triton's interpreter, on few RoIs and channels
     ROIS=12; CHANNELS=16; BATCHES="2"; REPEATS=1; TRAIN_ARGS=(--steps 1 --warmup 0 --batch-size 2 --feature-sz 8)
     FPS_ARGS=(--frames 4 --warmup-frames 2 --repeats 1 --breakdown-runs 1)
     TRITON_ENV=TRITON_INTERPRET=1; TRITON_BENCH_ARGS=(--batch-sizes 2 --rois 4 --channels 16 --repeats 1 --warmup 0)
+    LOOP_ARGS=(--iterations 1); REFINE_ARGS=(--repeats 4 --warmup 1)
 fi
 
 part "1a. PrRoIPool on $DEVICE: exact against the quadrature reference and float64, no host syncs" 120 \
@@ -134,22 +146,31 @@ part "1b. PrRoIPool (pure PyTorch) vs torchvision roi_align, forward + backward 
 part "1c. PrRoIPool (Triton kernel) vs torchvision roi_align, forward + backward (bench/prroi_pool.py)" 120 \
     env $TRITON_ENV "$PY" bench/prroi_pool.py --device "$DEVICE" --backend triton "${TRITON_BENCH_ARGS[@]}"
 
-part "2a. training step, float32 and bf16 (bench/train_step.py)" 120 \
+part "2. the suite's CUDA tests (pytest -m cuda)" 300 \
+    "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
+
+part "3. the real training loop: loader, copies, fp16 scaler, checkpoint, resume (bench/train_loop.py)" 300 \
+    "$PY" bench/train_loop.py --device "$DEVICE" "${LOOP_ARGS[@]}"
+
+part "4a. training step, float32 and bf16 (bench/train_step.py)" 120 \
     "$PY" bench/train_step.py --device "$DEVICE" "${TRAIN_ARGS[@]}" --mixed-precision bf16
-part "2b. training step, float32 and fp16 with gradient scaling (bench/train_step.py)" 120 \
+part "4b. training step, float32 and fp16 with gradient scaling (bench/train_step.py)" 120 \
     "$PY" bench/train_step.py --device "$DEVICE" "${TRAIN_ARGS[@]}" --mixed-precision fp16
 
-part "3. tracking FPS, MKDNet and Super-DiMP (bench/tracking_fps.py)" 150 \
+part "5. IoU refinement in a window against the whole map: the tracker's default (bench/iou_refinement.py)" 120 \
+    "$PY" bench/iou_refinement.py --device "$DEVICE" "${REFINE_ARGS[@]}"
+
+part "6. tracking FPS, MKDNet and Super-DiMP (bench/tracking_fps.py)" 150 \
     "$PY" bench/tracking_fps.py --device "$DEVICE" "${FPS_ARGS[@]}"
 
 if [ "$GPUS" -ge 2 ]; then
-    part "4. DDP training throughput on $GPUS GPUs (bench/ddp_scaling.py)" 120 \
+    part "7. DDP training throughput on $GPUS GPUs (bench/ddp_scaling.py)" 120 \
         "$PY" bench/ddp_scaling.py --device cuda --feature-sz 22 --batch-per-process 8 --steps 3
 else
     echo
-    echo "== 4. DDP scaling: skipped (needs two GPUs or more; $GPUS visible)"
+    echo "== 7. DDP scaling: skipped (needs two GPUs or more; $GPUS visible)"
 fi
 
 echo
-[ $STATUS -eq 0 ] && echo "GPU check: every part ran." || echo "GPU check: some parts FAILED (see above)."
+[ $STATUS -eq 0 ] && echo "GPU check: every part passed." || echo "GPU check: some parts FAILED (see above)."
 exit $STATUS

@@ -78,6 +78,8 @@ def parse_args(argv=None):
     parser.add_argument('--stock-thresholds', action='store_true',
                         help="keep Super-DiMP's localisation thresholds (with random weights most frames are then "
                              "'not found' and skip the refinement and the update)")
+    parser.add_argument('--min-ratio', type=float, default=None,
+                        help='exit status 1 when MKDNet FPS / Super-DiMP FPS is below this (bench/gpu_check.sh)')
     args = parser.parse_args(argv)
     if args.frames < 2 or args.repeats < 1 or args.warmup_frames < 2:
         parser.error('--frames and --warmup-frames must be >= 2, --repeats >= 1')
@@ -423,7 +425,8 @@ def verdict(value: float, target: float) -> str:
     return 'meets the target' if value >= target else 'BELOW the target'
 
 
-def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, loads) -> None:
+def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, loads) -> float:
+    """Prints the results; returns MKDNet FPS / Super-DiMP FPS."""
     best = {label: best_of(rs, extra_init.get(label, ())) for label, rs in runs.items()}
     median = {label: (statistics.median(r.fps for r in rs), statistics.median(r.tracking_fps for r in rs))
               for label, rs in runs.items()}
@@ -492,7 +495,7 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     print('  convolution work per tracked frame: {} = {:.2f} GMAC'.format(
         ', '.join('{} {:.2f}'.format(k, v) for k, v in work.items()), sum(work.values())))
     if breakdown is None:
-        return
+        return ratio
     per_frame, frames, flags = breakdown
     total = per_frame['track']
     print("  where MKDNet's time per tracked frame goes ({} frames, best of {} instrumented runs; inclusive times; "
@@ -509,6 +512,7 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     print('  bound: were everything but the three convolution stacks free, MKDNet FPS / backbone-bound rate would be '
           '{:.3f} ({:.1f} ms of backbone in {:.1f} ms of convolutions)'.format(
               per_frame['backbone'] / convolutions, 1000 * per_frame['backbone'], 1000 * convolutions))
+    return ratio
 
 
 def main(argv=None) -> int:
@@ -556,7 +560,11 @@ def main(argv=None) -> int:
         breakdown = None
         if args.breakdown_runs > 0:
             breakdown = stage_breakdown(trackers['MKDNet'], sequence, args.device, args.seed, args.breakdown_runs)
-    report(args, overrides, runs, extra_init, backbone_times, work, breakdown, (load_before, os.getloadavg()[0]))
+    ratio = report(args, overrides, runs, extra_init, backbone_times, work, breakdown,
+                   (load_before, os.getloadavg()[0]))
+    if args.min_ratio is not None and ratio < args.min_ratio:
+        print('FAIL: MKDNet FPS / Super-DiMP FPS {:.3f} below --min-ratio {}'.format(ratio, args.min_ratio))
+        return 1
     return 0
 
 

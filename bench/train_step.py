@@ -47,7 +47,7 @@ import ltr.models.loss.kl_regression as klreg_losses  # noqa: E402
 
 from ltr_plugins.train_settings.mkdnet import _recipe as recipe  # noqa: E402
 from ltr_plugins.train_settings.mkdnet import smoke  # noqa: E402
-from ltr_plugins.trainers.precision import MixedPrecision, pool_in_float32  # noqa: E402
+from ltr_plugins.trainers.precision import MixedPrecision  # noqa: E402
 
 TARGET_RATIO = 1.45
 
@@ -155,9 +155,8 @@ def main() -> int:
 
         runs = {'super_dimp': (stock_actor, stock_optimizer), 'mkdnet': (mkdnet_actor, mkdnet_optimizer)}
         if args.mixed_precision:
-            # PrRoIPool in float32 under autocast (in float32 runs the wrapper changes nothing); the MKDNet actor
-            # switches precision through its own MixedPrecision, the stock one through timed_step's.
-            pool_in_float32(stock_actor.net)
+            # The MKDNet actor switches precision through its own MixedPrecision, the stock one through timed_step's
+            # (PrRoIPool computes in float32 under autocast by itself).
             mkdnet_actor.precision = MixedPrecision(None, device)
             mixed = MixedPrecision(args.mixed_precision, device)
             mixed_mkdnet = copy.copy(mkdnet_actor)

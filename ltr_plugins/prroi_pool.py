@@ -33,7 +33,7 @@ weights (cells outside a bin's support get weight exactly 0); :func:`_choose_str
 """
 import contextlib
 import os
-from typing import ContextManager, NamedTuple, Optional, Tuple, Union
+from typing import ContextManager, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -96,9 +96,16 @@ class BinEdges(NamedTuple):
         return self.edges[:, 1, :self.pooled_height + 1]
 
 
+def _pair(first: float, second: float, like: torch.Tensor) -> torch.Tensor:
+    """``[first, second]`` made on ``like``'s device in its dtype (no copy from the host, which would block)."""
+    pair = torch.full((2,), float(first), device=like.device, dtype=like.dtype)
+    pair[1] = second
+    return pair
+
+
 def bin_edges(coords: torch.Tensor, pooled_height: int, pooled_width: int) -> BinEdges:
     """The bin edges of RoIs ``coords`` [K, 4] (``x1, y1, x2, y2`` in map units); see :class:`BinEdges`."""
-    counts = torch.tensor([pooled_width, pooled_height], device=coords.device, dtype=coords.dtype)
+    counts = _pair(pooled_width, pooled_height, coords)
     steps = torch.arange(max(pooled_height, pooled_width) + 1, device=coords.device, dtype=coords.dtype)
     steps = torch.minimum(steps, counts.view(2, 1))
     extent = coords[:, 2:] - coords[:, :2]
@@ -121,7 +128,8 @@ def cells_read(low: torch.Tensor, high: torch.Tensor,
     ``low .. high`` (map units, along one axis) read: their bilinear support reaches the cells on both sides of every
     edge. Elementwise over tensors; ``size`` may be a tensor broadcasting with them. NaN reads as 0."""
     with torch.no_grad():
-        size = torch.as_tensor(size, device=low.device, dtype=low.dtype)
+        size = (size.to(low.device, low.dtype) if isinstance(size, torch.Tensor)
+                else torch.full((), float(size), device=low.device, dtype=low.dtype))
         low = torch.minimum(torch.nan_to_num(low, nan=0.0).clamp(min=-2.0), size + 1)
         high = torch.minimum(torch.nan_to_num(high, nan=0.0).clamp(min=-2.0), size + 1)
         first = torch.minimum(torch.floor(low).clamp(min=0), size - 1)
@@ -129,26 +137,29 @@ def cells_read(low: torch.Tensor, high: torch.Tensor,
     return first.long(), last.long()
 
 
-def window_read(low: torch.Tensor, high: torch.Tensor, map_size: Tuple[int, int]) -> Window:
-    """The window of cells that bins between ``low = (x, y)`` and ``high`` (map units) read on a map of
-    ``map_size = (H, W)``."""
-    first, last = cells_read(low, high, torch.tensor([map_size[1], map_size[0]]))
-    (x_first, y_first), (x_last, y_last) = first.tolist(), last.tolist()
+def _window_cells(low: torch.Tensor, high: torch.Tensor, map_size: Tuple[int, int]) -> torch.Tensor:
+    """``x_first, y_first, x_last, y_last`` (in ``low``'s dtype) of the cells that bins between ``low = (x, y)`` and
+    ``high`` (map units) read on a map of ``map_size = (H, W)``, where ``low`` is."""
+    first, last = cells_read(low, high, _pair(map_size[1], map_size[0], low))
+    return torch.cat((first, last)).to(low.dtype)
+
+
+def _window(cells: Sequence[float]) -> Window:
+    x_first, y_first, x_last, y_last = (int(value) for value in cells)
     return y_first, y_last, x_first, x_last
 
 
-def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, size: int):
-    """Integration weights of the samples ``0 .. size-1`` along one axis for bins ``[lo, hi]`` (shape [K, P]).
+def window_read(low: torch.Tensor, high: torch.Tensor, map_size: Tuple[int, int]) -> Window:
+    """The window of cells that bins between ``low = (x, y)`` and ``high`` (map units) read on a map of
+    ``map_size = (H, W)`` (one read on the host)."""
+    return _window(_window_cells(low, high, map_size).tolist())
 
-    Returns ``first`` [K, P] (first sample index touched), ``count`` [K, P] (number of samples touched) and
-    ``weights`` [K, P, span] where ``weights[..., t]`` belongs to sample ``first + t``.
-    """
-    first, last = cells_read(lo, hi, size)
-    count = last - first + 1
-    span = int(count.max()) if count.numel() else 1
+
+def _axis_weights(lo: torch.Tensor, hi: torch.Tensor, first: torch.Tensor, span: int) -> torch.Tensor:
+    """Integration weights [K, P, span] along one axis for bins ``[lo, hi]`` (shape [K, P]) whose first sample is
+    ``first`` (:func:`cells_read`): ``weights[..., t]`` belongs to sample ``first + t``."""
     positions = (first.unsqueeze(-1) + torch.arange(span, device=lo.device)).to(lo.dtype)
-    weights = _tri_antiderivative(hi.unsqueeze(-1) - positions) - _tri_antiderivative(lo.unsqueeze(-1) - positions)
-    return first, count, weights
+    return _tri_antiderivative(hi.unsqueeze(-1) - positions) - _tri_antiderivative(lo.unsqueeze(-1) - positions)
 
 
 STRATEGIES = ('auto', 'taps', 'window')
@@ -168,9 +179,11 @@ def _choose_strategy(strategy: str, num_maps: int, edges: BinEdges, H: int, W: i
     with torch.no_grad():
         low = torch.stack((edges.x.min(), edges.y.min()))
         high = torch.stack((edges.x.max(), edges.y.max()))
-    window = window_read(low, high, (H, W))
+        # the window and the largest bin, read on the host in one transfer
+        values = torch.cat((_window_cells(low, high, (H, W)), edges.bin_size.amax(0))).tolist()
+    window = _window(values[:4])
     if strategy == 'auto':
-        largest_bin_w, largest_bin_h = edges.bin_size.amax(0).tolist()
+        largest_bin_w, largest_bin_h = values[4:]
         window_area = (window[1] - window[0] + 1) * (window[3] - window[2] + 1)
         if not window_area <= WINDOW_AREA_FACTOR * (largest_bin_w + 2) * (largest_bin_h + 2):   # NaN: 'taps'
             return 'taps'
@@ -289,46 +302,71 @@ class _WindowPool(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------------------------------------ taps strategy
+def _rois_outside(batch_index: torch.Tensor, num_maps: int) -> Optional[torch.Tensor]:
+    """RoIs whose batch index lies outside ``[0, num_maps)``. On the CPU, where reading them is free, an IndexError
+    (None when all are inside); elsewhere a mask computed on the device without a host read: those RoIs pool NaN,
+    as in the Triton kernel."""
+    if batch_index.device.type != 'cpu':
+        return (batch_index < 0) | (batch_index >= num_maps)
+    if batch_index.numel() and (int(batch_index.min()) < 0 or int(batch_index.max()) >= num_maps):
+        raise IndexError('PrRoIPool: RoI batch indices must lie in [0, {}), got [{}, {}]'.format(
+            num_maps, int(batch_index.min()), int(batch_index.max())))
+    return None
+
+
 def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
                         spatial_scale: float, strategy: str = 'auto') -> torch.Tensor:
     N, C, H, W = features.shape
     PH, PW = pooled_height, pooled_width
-    K = rois.shape[0]
-    device, dtype = features.device, features.dtype
-    rois = rois.to(dtype)
-
+    rois = rois.to(features.dtype)
     batch_index = rois[:, 0].detach().long()
-    if K > 0 and (int(batch_index.min()) < 0 or int(batch_index.max()) >= N):
-        raise IndexError('PrRoIPool: RoI batch indices must lie in [0, {}), got [{}, {}]'.format(
-            N, int(batch_index.min()), int(batch_index.max())))
-
+    outside = _rois_outside(batch_index, N)
     if strategy not in STRATEGIES:
         raise ValueError('PrRoIPool strategy must be one of {}, not {!r}'.format(STRATEGIES, strategy))
     coords = rois[:, 1:] * spatial_scale
+    window = 'taps'
     if N == 1 or strategy == 'window':   # several maps (training batches) always gather taps
         with torch.no_grad():
             window = _choose_strategy(strategy, N, bin_edges(coords, PH, PW), H, W)
-        if window != 'taps':
-            return _WindowPool.apply(features, coords, PH, PW, window)
+    if window != 'taps':
+        pooled = _WindowPool.apply(features, coords, PH, PW, window)
+    else:
+        pooled = _pool_taps(features, coords, batch_index if outside is None else batch_index.clamp(0, N - 1),
+                            PH, PW)
+    return pooled if outside is None else pooled.masked_fill(outside.view(-1, 1, 1, 1), float('nan'))
 
+
+def _tap_sizes(count_x: torch.Tensor, count_y: torch.Tensor, ny_bin: torch.Tensor,
+               taps_per_bin: torch.Tensor) -> List[int]:
+    """The sizes the taps strategy's tensors take, read on the host in one transfer: the most cells a bin reads
+    along x and along y, the number of rows of cells and of taps of all bins."""
+    if not taps_per_bin.numel():
+        return [1, 1, 0, 0]
+    return [int(v) for v in torch.stack((count_x.max(), count_y.max(), ny_bin.sum(), taps_per_bin.sum())).tolist()]
+
+
+def _pool_taps(features: torch.Tensor, coords: torch.Tensor, batch_index: torch.Tensor, PH: int, PW: int
+               ) -> torch.Tensor:
+    """The taps strategy (module docstring): every bin a weighted sum of the cells it reads, by embedding_bag."""
+    N, C, H, W = features.shape
+    K, device = coords.shape[0], features.device
     edges = bin_edges(coords, PH, PW)
     xs, ys = edges.x, edges.y
     inv_area = inverse_area(edges.bin_size)
-    first_x, count_x, weights_x = _axis_weights(xs[:, :-1], xs[:, 1:], W)   # [K, PW], [K, PW], [K, PW, span_x]
-    first_y, count_y, weights_y = _axis_weights(ys[:, :-1], ys[:, 1:], H)   # [K, PH], [K, PH], [K, PH, span_y]
-    span_x, span_y = weights_x.shape[-1], weights_y.shape[-1]
-    weights_y = weights_y * inv_area.view(K, 1, 1)
+    first_x, last_x = cells_read(xs[:, :-1], xs[:, 1:], W)   # [K, PW]
+    first_y, last_y = cells_read(ys[:, :-1], ys[:, 1:], H)   # [K, PH]
 
     # One "bag" of taps per bin, listing only the cells the bin touches (their number varies from bin to bin).
     # Taps are enumerated in two levels, bins -> rows of a bin -> cells of a row, so that most of the per-tap
     # integer work is one gather from a per-row array plus an arange.
     with torch.no_grad():
+        count_x, count_y = last_x - first_x + 1, last_y - first_y + 1
         num_bins = K * PH * PW
         nx_bin = count_x.unsqueeze(1).expand(K, PH, PW).reshape(-1)
         ny_bin = torch.where(nx_bin > 0, count_y.unsqueeze(2).expand(K, PH, PW).reshape(-1), 0)
         taps_per_bin = ny_bin * nx_bin
+        span_x, span_y, num_rows, num_taps = _tap_sizes(count_x, count_y, ny_bin, taps_per_bin)
         bag_offsets = torch.cumsum(taps_per_bin, 0) - taps_per_bin
-        num_rows = int(ny_bin.sum()) if num_bins else 0
         bin_of_row = torch.repeat_interleave(torch.arange(num_bins, device=device), ny_bin, output_size=num_rows)
         ty = torch.arange(num_rows, device=device) - (torch.cumsum(ny_bin, 0) - ny_bin)[bin_of_row]
         k = bin_of_row // (PH * PW)
@@ -337,7 +375,6 @@ def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_heigh
         kx = k * PW + pw
         nx_row = nx_bin[bin_of_row]
         row_start = torch.cumsum(nx_row, 0) - nx_row   # index of the row's first tap
-        num_taps = int(taps_per_bin.sum()) if num_bins else 0
         row_of_tap = torch.repeat_interleave(torch.arange(num_rows, device=device), nx_row, output_size=num_taps)
         tap = torch.arange(num_taps, device=device)
         # tap - row_start[row] is the column offset inside the row
@@ -345,6 +382,8 @@ def _prroi_pool2d_torch(features: torch.Tensor, rois: torch.Tensor, pooled_heigh
                        + first_x.reshape(-1)[kx] - row_start)[row_of_tap] + tap
         wx_index = (kx * span_x - row_start)[row_of_tap] + tap
         wy_index = (k * PH + ph) * span_y + ty
+    weights_x = _axis_weights(xs[:, :-1], xs[:, 1:], first_x, span_x)                       # [K, PW, span_x]
+    weights_y = _axis_weights(ys[:, :-1], ys[:, 1:], first_y, span_y) * inv_area.view(K, 1, 1)   # [K, PH, span_y]
     # index_select rather than [] because its backward is an index_add, cheaper than an accumulating index_put.
     weights_row = torch.index_select(weights_y.reshape(-1), 0, wy_index)
     tap_weights = (torch.index_select(weights_x.reshape(-1), 0, wx_index)

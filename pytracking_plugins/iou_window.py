@@ -220,6 +220,7 @@ class WindowedIoUFeatures:
                  iou_backbone_feat: Sequence[torch.Tensor], boxes: torch.Tensor, margin: float):
         self.net, self.modulation, self.iou_backbone_feat = net, list(modulation), list(iou_backbone_feat)
         self.map_sizes = [tuple(f.shape[-2:]) for f in iou_backbone_feat]
+        boxes = boxes.detach().reshape(-1, 4).double().cpu()   # read once for both windows
         self.windows = [box_window(boxes, branch.spatial_scale, map_size, margin)
                         for branch, map_size in zip(net.branches, self.map_sizes)]
         self.cells: List[torch.Tensor] = [None] * len(net.branches)       # set by _compute
@@ -249,6 +250,9 @@ class WindowedIoUFeatures:
                 tuple(proposals.shape)))
         boxes = proposals.detach()[0]
         low, high = _extent(torch.cat((boxes[:, :2], boxes[:, :2] + boxes[:, 2:]), 1))   # predict_iou's RoIs
+        # the step's extent on the host, read in one transfer (the windows are computed there: the same float
+        # operations on the same values as on a device)
+        low, high = torch.cat((low, high)).cpu().split(2)
         if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):   # min and max propagate NaN
             raise NonFiniteProposal('a proposal is not finite')
         layouts, tensors = [], []

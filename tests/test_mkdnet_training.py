@@ -29,7 +29,7 @@ from ltr_plugins.models.super_dimp import build_super_dimp, save_tracking_networ
 from ltr_plugins.models.teacher_student import (SUPER_DIMP_FILE, SUPER_DIMP_URL, FrozenTeacher, MKDNetStudent,
                                                 find_super_dimp_checkpoint)
 from ltr_plugins.train_settings.mkdnet import _recipe as recipe
-from ltr_plugins.trainers.precision import MixedPrecision, pool_in_float32
+from ltr_plugins.trainers.precision import MixedPrecision
 
 FEATURE_SZ = 8                        # 128-px crops
 SETTING_NAMES = ['mkdnet', 'mkdnet_fd', 'mkdnet_sd', 'mkdnet_ioud', 'baseline', 'mkdnet_release', 'mkdnet_latot_ft',
@@ -77,8 +77,6 @@ def mkdnet_parts(settings, discriminators: bool = True, mixed_precision=None):
     torch.manual_seed(1)
     student = small_dimpnet()
     shapes = roi_feature_shapes(student.bb_regressor)
-    if mixed_precision:
-        pool_in_float32(student)
     teacher = FrozenTeacher(copy.deepcopy(student))
     net = MKDNetStudent(student, build_discriminators(shapes) if discriminators else None)
     actor = MKDNetActor(net, objective(), settings.loss_weight, teacher=teacher,

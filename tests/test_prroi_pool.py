@@ -385,6 +385,7 @@ def test_pytracking_builds_its_prroi_pool_modules_from_the_plugin():
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
+@pytest.mark.cuda
 @requires_cuda
 def test_torch_backend_on_cuda_matches_cpu():
     torch.manual_seed(6)
@@ -403,6 +404,7 @@ def test_torch_backend_on_cuda_matches_cpu():
     torch.testing.assert_close(rois_cuda.grad.cpu(), grads_cpu[1], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.cuda
 @requires_cuda
 def test_torch_backend_matches_cuda_extension():
     extension = LOADERS['extension']

@@ -19,6 +19,8 @@ import torch
 from ltr_plugins.prroi_pool import _prroi_pool2d_torch, prroi_pool2d
 from test_prroi_pool import _mixed_rois, reference_prroi
 
+pytestmark = pytest.mark.cuda   # with a GPU every case runs there (bench/gpu_check.sh selects these with -m cuda)
+
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'prroi_triton_worker.py')
 TOLERANCE = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=2e-5)}
 

@@ -37,14 +37,25 @@ MAX_CONSECUTIVE_SKIPPED_STEPS = 50
 class Batch:
     """The test frames' validity mask, checked once per step: ``valid(x)`` turns ``(frames, sequences, ...)`` into
     ``(valid frames, ...)``, a view (no copy, no host sync) when every frame is valid, the usual case (the RoI
-    features of a Super-DiMP batch are hundreds of MB)."""
+    features of a Super-DiMP batch are hundreds of MB). ``test_anno_on_host``: the same boxes, already read to the
+    host, where the mask is checked without another sync."""
 
-    def __init__(self, test_anno: torch.Tensor, all_valid: Optional[bool] = None):
+    def __init__(self, test_anno: torch.Tensor, all_valid: Optional[bool] = None,
+                 test_anno_on_host: Optional[torch.Tensor] = None):
         self.is_valid = test_anno[:, :, 0] < INVALID_BOX_X
-        self.all_valid = bool(self.is_valid.all()) if all_valid is None else all_valid
+        if all_valid is None:
+            all_valid = bool((self.is_valid if test_anno_on_host is None else
+                              test_anno_on_host[:, :, 0] < INVALID_BOX_X).all())
+        self.all_valid = all_valid
 
     def valid(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.flatten(0, 1) if self.all_valid else tensor[self.is_valid]
+
+
+def to_host(*tensors: torch.Tensor) -> List[torch.Tensor]:
+    """Copies of ``tensors`` (of one dtype) on the host, read from the device in one transfer."""
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors]).cpu()
+    return [part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 
 class MKDNetActor(BaseActor):
@@ -105,16 +116,18 @@ class MKDNetActor(BaseActor):
         if self.teacher is not None:
             self.teacher.to(device)
 
-    def distribute(self, trained: Iterable[nn.Parameter]) -> None:
+    def distribute(self, trained: Iterable[nn.Parameter], sync_batchnorm: bool = False) -> None:
         """Wraps the student and its discriminators (``net``) in DistributedDataParallel, synchronising the
-        ``trained`` parameters (those the optimizers step). The teacher is not wrapped: it is fixed, identical on
-        every process by construction, and never synchronised. Call after the actor is on its device."""
+        ``trained`` parameters (those the optimizers step) and, with ``sync_batchnorm``, the BatchNorm statistics of
+        the global batch. The teacher is not wrapped: it is fixed (in eval mode), identical on every process by
+        construction, and never synchronised. Call after the actor is on its device."""
         if multigpu.is_multi_gpu(self.net):
             raise ValueError('settings.multi_gpu (DataParallel in one process) and torchrun (one process per GPU) '
                              'exclude each other: set settings.multi_gpu = False under torchrun')
         # Discriminators that no term trains (gen without dis) get no gradient; DDP must be told to expect that.
         idle_discriminators = self.discriminators is not None and not self.active['dis']
-        self.student = distributed.wrap(self.net, trained, find_unused_parameters=idle_discriminators)
+        self.student = distributed.wrap(self.net, trained, find_unused_parameters=idle_discriminators,
+                                        sync_batch_norm=sync_batchnorm)
 
     def _task_losses(self, out: Dict, data, batch: Batch) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """Super-DiMP's losses of one network's output: the hinge loss of every classifier iterate and the KL box
@@ -187,7 +200,9 @@ class MKDNetActor(BaseActor):
             Eq. 11, the RDMs, and the student-teacher distances.
         """
         stats: Dict[str, Union[torch.Tensor, float]] = {}
-        batch = Batch(data['test_anno'])
+        # The boxes on the host, read once: the validity check and the degradation's plan need them there.
+        train_anno, test_anno = to_host(data['train_anno'], data['test_anno'])
+        batch = Batch(data['test_anno'], test_anno_on_host=test_anno)
         self.restore_skipped_buffers()
         # fp16: a forward pass that overflows leaves inf/NaN in the BatchNorm statistics it updates; they are put
         # back once the skipped step's backward has run (restore_skipped_buffers).
@@ -197,8 +212,7 @@ class MKDNetActor(BaseActor):
         # 1. The student sees degraded crops. Boxes, labels and proposals are the teacher's, untouched.
         student_train, student_test = data['train_images'], data['test_images']
         if self.degradation is not None:
-            degraded = self.degradation([data['train_images'], data['test_images']],
-                                        [data['train_anno'], data['test_anno']])
+            degraded = self.degradation([data['train_images'], data['test_images']], [train_anno, test_anno])
             student_train, student_test = degraded.images
             stats['Degrade/height'], stats['Degrade/width'] = degraded.sizes.float().mean(dim=0).tolist()
         geometry = dict(train_bb=data['train_anno'], test_proposals=data['test_proposals'])

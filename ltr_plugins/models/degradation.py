@@ -112,7 +112,7 @@ class Degradation:
         not count towards the mean; in per-image mode a crop with an invalid box uses the batch mean; a batch with
         no valid box at all is left as it is.
         """
-        flat = torch.cat([b.detach().reshape(-1, 4).float().cpu() for b in boxes], dim=0)
+        flat = torch.cat([b.detach().reshape(-1, 4).float() for b in boxes], dim=0).cpu()   # one read from a device
         valid = valid_boxes(flat)
         if not valid.any():
             return torch.tensor([self.crop_size] * flat.shape[0], dtype=torch.long).reshape(-1, 2)
@@ -137,7 +137,8 @@ class Degradation:
 
     def __call__(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor]) -> Degraded:
         """Degrades image tensors ``(..., 3, H, W)`` (e.g. the train and the test crops, ``(frames, sequences, 3, H,
-        W)``) given their boxes (``(frames, sequences, 4)``). The boxes are only read."""
+        W)``) given their boxes (``(frames, sequences, 4)``). The boxes are only read, on the host: given on a device,
+        they are copied there in one transfer (a host sync); the actor hands them over already on the host."""
         if len(images) != len(boxes):
             raise ValueError('one box tensor per image tensor is needed')
         for image in images:

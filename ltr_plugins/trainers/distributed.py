@@ -134,9 +134,26 @@ def mean_stats_over_processes(stats: Dict[str, float], on: torch.device) -> Dict
     return dict(zip(names, values.tolist()))
 
 
-def wrap(module: nn.Module, trained: Iterable[nn.Parameter], find_unused_parameters: bool = False
-         ) -> DistributedDataParallel:
-    """``module`` in DistributedDataParallel, synchronising exactly the parameters in ``trained``.
+def sync_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` with its BatchNorm layers replaced by SyncBatchNorm, in place (``settings.sync_batchnorm``): in
+    training mode they normalise over the global batch, all processes together, instead of each process's share.
+    The layers keep their parameters and buffers (the same tensors), so the state dict, the optimizers and the
+    checkpoints are unchanged; in eval mode, and in a single process, they compute what BatchNorm does. SyncBatchNorm
+    runs on CUDA only."""
+    first = next(module.parameters())
+    if first.device.type != 'cuda':
+        raise ValueError('settings.sync_batchnorm = True needs the GPUs of a torchrun run (NCCL); this process trains '
+                         'on {}: set it to False'.format(first.device))
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if converted is not module:
+        raise TypeError('sync_batchnorm converts the layers inside a module, not a BatchNorm layer itself')
+    return module
+
+
+def wrap(module: nn.Module, trained: Iterable[nn.Parameter], find_unused_parameters: bool = False,
+         sync_batch_norm: bool = False) -> DistributedDataParallel:
+    """``module`` in DistributedDataParallel, synchronising exactly the parameters in ``trained`` (and, with
+    ``sync_batch_norm``, the BatchNorm statistics: :func:`sync_batchnorm`).
 
     DDP all-reduces the gradient of every parameter that requires one and waits for each of them; those no
     optimizer steps (Super-DiMP's layer4 and fc, which its forward never runs) are set not to require gradients
@@ -146,6 +163,8 @@ def wrap(module: nn.Module, trained: Iterable[nn.Parameter], find_unused_paramet
     for parameter in module.parameters():
         if id(parameter) not in trained_ids:
             parameter.requires_grad_(False)
+    if sync_batch_norm:
+        sync_batchnorm(module)
     first = next(module.parameters())
     device_ids = [first.device.index] if first.device.type == 'cuda' else None
     return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)

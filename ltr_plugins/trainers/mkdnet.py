@@ -14,6 +14,8 @@ fail-safe that never reports success after a failure.
     uninterrupted run does, and each process draws its own samples;
   - writes the stats named by ``settings.log_every_iteration`` to tensorboard at every iteration (ltr writes epoch
     averages only), from the statistics the actor hands to ``actor.on_stats``;
+  - copies each batch to the device without blocking (:class:`ltr_plugins.trainers.data_path.DeviceBatches`) and
+    tells a loader whose workers outlive the epoch which epoch it draws (``settings.persistent_workers``);
   - under torchrun: wraps the student in DistributedDataParallel, and only rank 0 writes checkpoints and
     tensorboard (the other processes print nothing either, see ltr_plugins.trainers.distributed);
   - ``train`` (ltr's loop of ``BaseTrainer.train``, with another retry policy): holds the setting's lock (a second
@@ -40,7 +42,7 @@ from ltr.admin import multigpu
 from ltr.trainers import LTRTrainer
 
 from ltr_plugins.network_files import trusted_loading
-from ltr_plugins.trainers import distributed, ltr_checkpoints
+from ltr_plugins.trainers import data_path, distributed, ltr_checkpoints
 
 # Tries of a fail-safe run (ltr's BaseTrainer.train makes ten).
 MAX_ATTEMPTS = 10
@@ -163,9 +165,12 @@ class MKDNetTrainer(LTRTrainer):
             self.tensorboard_writer = _NoTensorboard()
         self._loader = None
         self._iteration = 0
+        # ltr's loop copies each batch with a blocking data.to(device): cycle_dataset hands it DeviceBatches instead
+        self.copy_batches, self.move_data_to_gpu = self.move_data_to_gpu, False
         actor.on_stats = self._log_iteration
         if distributed.is_initialized():
-            actor.distribute(trained=[p for group in optimizer.param_groups for p in group['params']])
+            actor.distribute(trained=[p for group in optimizer.param_groups for p in group['params']],
+                             sync_batchnorm=bool(getattr(settings, 'sync_batchnorm', False)))
 
     # ------------------------------------------------------------------------------------------------ the loop
 
@@ -256,14 +261,18 @@ class MKDNetTrainer(LTRTrainer):
     def cycle_dataset(self, loader) -> None:
         self._loader, self._iteration = loader, 0
         seed = getattr(self.settings, 'seed', None)
+        rank = [distributed.rank()] if distributed.is_initialized() else []
+        if seed is not None:   # seeds the samples of loaders whose workers outlive the epoch (persistent_workers)
+            data_path.set_epoch(loader, [seed, self.epoch if loader.training else VALIDATION_SEED_EPOCH] + rank)
+        batches = data_path.DeviceBatches(loader, self.device) if self.copy_batches else loader
         if loader.training or seed is None:
-            super().cycle_dataset(loader)
+            super().cycle_dataset(batches)
             return
         # Validation draws the same samples (and degradations) at every epoch, so its curve compares epochs; the
         # random state of training is left as it was.
         with preserved_random_state():
-            seed_everything(seed, VALIDATION_SEED_EPOCH, distributed.rank() if distributed.is_initialized() else None)
-            super().cycle_dataset(loader)
+            seed_everything(seed, VALIDATION_SEED_EPOCH, rank[0] if rank else None)
+            super().cycle_dataset(batches)
 
     def _log_iteration(self, stats: Mapping[str, float]) -> None:
         self._iteration += 1

@@ -1,16 +1,16 @@
-"""Mixed-precision training, chosen by ``settings.mixed_precision``: None (float32), ``'bf16'`` or ``'fp16'``.
+"""Training precision: mixed precision, chosen by ``settings.mixed_precision`` (None: float32, ``'bf16'`` or
+``'fp16'``), and TF32 for float32 on the GPU (``settings.allow_tf32``, :func:`set_tf32`).
 
-The networks' forward passes (teacher and student) run under ``torch.autocast`` in the reduced type; PrRoIPool runs
-in float32 inside them (:func:`pool_in_float32`), and the actor computes every loss and RDM in float32 from outputs
-cast back (:func:`to_float32`). fp16 needs a gradient scaler against underflow: the actor hands ltr's trainer the
-scaled loss for its ``backward()``, and :class:`ltr_plugins.trainers.JointOptimizer` unscales, skips steps with
-inf/NaN gradients and updates the scale; bf16 has float32's exponent range and needs none.
+The networks' forward passes (teacher and student) run under ``torch.autocast`` in the reduced type; PrRoIPool
+computes in float32 inside them by itself (:func:`ltr_plugins.prroi_pool.prroi_pool2d`), and the actor computes every
+loss and RDM in float32 from outputs cast back (:func:`to_float32`). fp16 needs a gradient scaler against underflow:
+the actor hands ltr's trainer the scaled loss for its ``backward()``, and :class:`ltr_plugins.trainers.JointOptimizer`
+unscales, skips steps with inf/NaN gradients and updates the scale; bf16 has float32's exponent range and needs none.
 """
 import contextlib
 from typing import Any, ContextManager, Optional
 
 import torch
-import torch.nn as nn
 
 MODES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -53,25 +53,11 @@ def to_float32(value: Any) -> Any:
     return value
 
 
-class Float32(nn.Module):
-    """Runs ``module`` in float32 with autocast off, whatever the caller's precision (its output is float32)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args: Any) -> Any:
-        device_type = next((a.device.type for a in args if isinstance(a, torch.Tensor)), 'cpu')
-        with torch.autocast(device_type, enabled=False):
-            return self.module(*to_float32(args))
-
-
-def pool_in_float32(net: nn.Module) -> nn.Module:
-    """Puts every PrRoIPool module of ``net`` in a :class:`Float32` (as ``convert_sync_batchnorm`` converts
-    BatchNorm layers); the pools hold no parameters or buffers, so the state dict is unchanged. Returns ``net``."""
-    from ltr_plugins.prroi_pool import PrRoIPool2D   # what pytracking builds its pools from (patch 09)
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, PrRoIPool2D):
-                setattr(parent, name, Float32(child))
-    return net
+def set_tf32(allow: Optional[bool]) -> None:
+    """``settings.allow_tf32``: TF32 (a 10-bit mantissa, on Ampere GPUs and later) for float32 matrix products and
+    cuDNN convolutions, True for both, False for neither; None leaves PyTorch's defaults (convolutions in TF32,
+    matrix products in full float32). Process-wide; no effect on the CPU."""
+    if allow is None:
+        return
+    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
+    torch.backends.cudnn.allow_tf32 = bool(allow)

@@ -30,8 +30,8 @@ from ltr_plugins.export_mkdnet import resolve_checkpoint, student_from_checkpoin
 from ltr_plugins.models.super_dimp import SUPER_DIMP_FROZEN_LAYERS, build_super_dimp
 from ltr_plugins.models.teacher_student import (FrozenTeacher, MKDNetStudent, find_super_dimp_checkpoint,
                                                 load_super_dimp)
-from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer, distributed
-from ltr_plugins.trainers.precision import MixedPrecision, pool_in_float32
+from ltr_plugins.trainers import JointOptimizer, MKDNetTrainer, data_path, distributed
+from ltr_plugins.trainers.precision import MixedPrecision, set_tf32
 
 
 def paper(settings) -> None:
@@ -96,6 +96,12 @@ def paper(settings) -> None:
 
     settings.seed = 1                               # per-epoch seeding: resume repeats what a full run does
     settings.mixed_precision = None                 # or 'bf16' / 'fp16' (ltr_plugins.trainers.precision)
+    # The data path on CUDA (ltr_plugins.trainers.data_path, precision, distributed; README "Training"): pinned
+    # batches copied without blocking; the others change numbers and are off.
+    settings.pin_memory = True
+    settings.persistent_workers = False             # True: workers live for the run, every sample seeded
+    settings.allow_tf32 = None                      # None: PyTorch's defaults; True / False: TF32 on / off
+    settings.sync_batchnorm = False                 # torchrun on GPUs: BatchNorm over the global batch
     settings.log_every_iteration = ('Loss/', 'RDM/')
     settings.fail_safe = True
 
@@ -193,17 +199,18 @@ def build_loaders(settings) -> List[LTRLoader]:
     """The train loader and, when ``settings.val_datasets`` is not empty, the validation loader (this process's
     share of the global batch and epoch under torchrun)."""
     batch_size = distributed.per_process(settings.batch_size, 'batch_size')
-    loaders = [LTRLoader('train', _sampler(settings, settings.train_datasets,
-                                           distributed.per_process(settings.samples_per_epoch, 'samples_per_epoch'),
-                                           True),
-                         training=True, batch_size=batch_size, num_workers=settings.num_workers,
-                         shuffle=True, drop_last=True, stack_dim=1)]
+    options = data_path.loader_options(settings, training_device(settings))
+    loaders = [data_path.build_loader(
+        'train', _sampler(settings, settings.train_datasets,
+                          distributed.per_process(settings.samples_per_epoch, 'samples_per_epoch'), True),
+        training=True, batch_size=batch_size, num_workers=settings.num_workers, shuffle=True, drop_last=True,
+        stack_dim=1, **options)]
     if settings.val_datasets:
         val_samples = distributed.per_process(settings.val_samples_per_epoch, 'val_samples_per_epoch')
-        loaders.append(LTRLoader('val', _sampler(settings, settings.val_datasets, val_samples, False),
-                                 training=False, batch_size=batch_size, num_workers=settings.num_workers,
-                                 shuffle=False, drop_last=True, epoch_interval=settings.val_epoch_interval,
-                                 stack_dim=1))
+        loaders.append(data_path.build_loader(
+            'val', _sampler(settings, settings.val_datasets, val_samples, False), training=False,
+            batch_size=batch_size, num_workers=settings.num_workers, shuffle=False, drop_last=True,
+            epoch_interval=settings.val_epoch_interval, stack_dim=1, **options))
     return loaders
 
 
@@ -266,8 +273,6 @@ def _build_networks(settings) -> Tuple[MKDNetStudent, Optional[FrozenTeacher]]:
     discriminators = None
     if active['gen'] or active['dis']:
         discriminators = build_discriminators(roi_feature_shapes(student.bb_regressor))
-    if getattr(settings, 'mixed_precision', None):
-        pool_in_float32(student)
     with_teacher = active['any'] or getattr(settings, 'monitor_teacher', False)
     teacher = FrozenTeacher(copy.deepcopy(student)) if with_teacher else None
     return MKDNetStudent(student, discriminators, info={'init': source}), teacher
@@ -353,6 +358,7 @@ def train(settings) -> None:
     torchrun: one process of a DistributedDataParallel run)."""
     distributed.init_from_env(settings)
     portable_env(settings)
+    set_tf32(getattr(settings, 'allow_tf32', None))
     with distributed.main_process_output():
         loaders = build_loaders(settings)    # first: a missing dataset folder fails before the networks load
         actor = build_actor(settings)
