@@ -61,6 +61,7 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils.benchmark import Timer
+from torch.utils.flop_counter import FlopCounterMode
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if PROJECT_ROOT not in sys.path:
@@ -298,29 +299,20 @@ def backbone_timer(network) -> Timer:
 
 
 def conv_work(net) -> OrderedDict:
-    """Multiply-accumulates (GMAC) of the convolutions the tracker runs on every frame's 352x352 crop."""
-    count = [0]
+    """Multiply-accumulates (GMAC) of the convolutions the tracker runs on every frame's 352x352 crop, as
+    ``torch.utils.flop_counter`` counts them (two FLOPs a multiply-accumulate)."""
+    def gmac(function, *args):
+        with FlopCounterMode(display=False) as counter:
+            result = function(*args)
+        flops = counter.get_flop_counts().get('Global', {})
+        return result, sum(count for op, count in flops.items() if 'convolution' in str(op)) / 2e9
 
-    def hook(module, inputs, output):
-        count[0] += output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
-            module.kernel_size[1]
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     work = OrderedDict()
-    try:
-        with torch.no_grad():
-            crop = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE, device=next(net.parameters()).device)
-            features = net.extract_backbone_features(crop)
-            work['backbone'] = count[0] / 1e9
-            count[0] = 0
-            net.extract_classification_feat(features)
-            work['classification features'] = count[0] / 1e9
-            count[0] = 0
-            net.bb_regressor.get_iou_feat(net.get_backbone_bbreg_feat(features))
-            work['IoU features'] = count[0] / 1e9
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        crop = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE, device=next(net.parameters()).device)
+        features, work['backbone'] = gmac(net.extract_backbone_features, crop)
+        _, work['classification features'] = gmac(net.extract_classification_feat, features)
+        _, work['IoU features'] = gmac(net.bb_regressor.get_iou_feat, net.get_backbone_bbreg_feat(features))
     return work
 
 
