@@ -538,13 +538,15 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     print()
     print('  convolution work per tracked frame: {} = {:.2f} GMAC'.format(
         ', '.join('{} {:.2f}'.format(k, v) for k, v in work.items()), sum(work.values())))
-    if breakdown is None:
-        return
-    per_frame, frames, flags = breakdown
+    if breakdown is not None:
+        report_breakdown(*breakdown, runs=args.breakdown_runs)
+
+
+def report_breakdown(per_frame: dict, frames: int, flags: dict, runs: int) -> None:
+    """The per-stage lines of the report, from :func:`stage_breakdown`."""
     total = per_frame['track']
     print("  where MKDNet's time per tracked frame goes ({} frames, best of {} profiled runs; inclusive times; "
-          'localisation flags: {}):'.format(frames, args.breakdown_runs,
-                                            ', '.join('{} {}'.format(k, v) for k, v in flags.items())))
+          'localisation flags: {}):'.format(frames, runs, ', '.join('{} {}'.format(k, v) for k, v in flags.items())))
     for key, label in STAGES.items():
         if key in per_frame:
             print('    {:<48} {:>8.1f} ms  {:>5.1f} %'.format(label, 1000 * per_frame[key],
