@@ -53,7 +53,6 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from collections import OrderedDict, defaultdict
 from typing import Callable, Dict, Optional, Sequence
 
@@ -66,6 +65,8 @@ from torch.utils.flop_counter import FlopCounterMode
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if PROJECT_ROOT not in sys.path:
     sys.path.insert(0, PROJECT_ROOT)
+
+from pytracking_plugins.environment import use_local_settings  # noqa: E402
 
 SEQUENCE_NAME = 'bench1'
 IMAGE_SIZE = (640, 360)
@@ -99,21 +100,12 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------------------------------------------- set-up
-def install_environment(folder: str) -> None:
-    """pytracking's local settings for this process only: networks and results in ``folder``."""
-    from pytracking.evaluation.environment import EnvSettings
-
-    def local_env_settings():
-        settings = EnvSettings()
-        settings.network_path = os.path.join(folder, 'networks')
-        settings.results_path = os.path.join(folder, 'tracking_results')
-        settings.segmentation_path = os.path.join(folder, 'segmentation_results')
-        settings.result_plot_path = os.path.join(folder, 'result_plots')
-        return settings
-
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
-    sys.modules[module.__name__] = module
+def local_settings(folder: str) -> dict:
+    """pytracking's local settings for this bench: networks and results in ``folder``."""
+    return {'network_path': os.path.join(folder, 'networks'),
+            'results_path': os.path.join(folder, 'tracking_results'),
+            'segmentation_path': os.path.join(folder, 'segmentation_results'),
+            'result_plot_path': os.path.join(folder, 'result_plots')}
 
 
 def make_sequence(folder: str, num_frames: int, seed: int):
@@ -573,7 +565,7 @@ def main(argv=None) -> int:
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix='tracking_fps_') as folder:
-        install_environment(folder)
+        use_local_settings(pytracking=local_settings(folder))
         sequence = make_sequence(folder, args.frames, args.seed)
         write_networks(folder, args.seed)
         trackers = OrderedDict((label, BenchTracker(name, parameter, args.device, overrides))
