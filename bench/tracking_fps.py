@@ -2,30 +2,36 @@
 
     .venv/bin/python bench/tracking_fps.py [--frames 60] [--repeats 3] [--threads N] [--device cpu|cuda]
 
-Both trackers run through pytracking's own ``Tracker.run_sequence`` (``dimp super_dimp`` and ``mkdnet mkdnet``) on
-the same synthetic 640x360 tiny-object sequence, with the same randomly initialised Super-DiMP weights saved as
-each one's network file (speed does not depend on the weights' values; no trained network is needed). Printed:
+Both trackers are pytracking's own (``dimp super_dimp`` and ``mkdnet mkdnet``, made by ``Tracker.create_tracker`` from
+their parameter files' ``parameters()``) on the same synthetic 640x360 tiny-object sequence, with the same randomly
+initialised Super-DiMP weights saved as each one's network file (speed does not depend on the weights' values; no
+trained network is needed). Printed:
 
 - MKDNet FPS / Super-DiMP FPS (target >= 0.95): MKDNet must cost nothing over its baseline;
 - MKDNet FPS / backbone-bound rate (target >= 0.6 on CPU): the backbone-bound rate is 1 / the time of one backbone
   forward on one 1x3x352x352 search crop (ResNet-50 up to layer3, exactly as the tracker calls it), the speed of a
   tracker that did nothing but extract features from one crop per frame;
-- where MKDNet's time per tracked frame goes (instrumented runs), and the convolution work of a frame.
+- where MKDNet's time per tracked frame goes (profiled runs), and the convolution work of a frame.
 
 FPS is given as pytracking prints it (frames / total time, the first frame's initialisation included) and per
 tracked frame (frames 2..N), the rate the backbone bound is comparable with. Frame times are taken as pytracking's
 ``Tracker.run_sequence`` takes them (the tracker's own initialisation time, then the wall time of each ``track``
 call; image decoding excluded), but the two trackers run in lockstep, frame by frame, in alternating order, each
-with its own random-number stream, and one backbone forward is timed after every frame: a slow spell of the machine
-then hits both trackers and the backbone alike, so the ratios stay sound on a shared machine. The lockstep run is
-repeated ``--repeats`` times after a warm-up; every repeat does identical work (same weights, same seeds: the bench
-checks that every repeat of a tracker gives identical boxes), so each frame's minimum over the repeats ("best") is
-its cost without other processes' share. The ratios use "best"; medians are printed too.
+with its own random-number stream, and one backbone forward is timed after every frame (``torch.utils.benchmark``'s
+``Timer``, after its warm-up runs): a slow spell of the machine then hits both trackers and the backbone alike, so
+the ratios stay sound on a shared machine. The lockstep run is repeated ``--repeats`` times after a warm-up; every
+repeat does identical work (same weights, same seeds: the bench checks that every repeat of a tracker gives
+identical boxes), so each frame's minimum over the repeats ("best") is its cost without other processes' share. The
+ratios use "best"; medians are printed too.
 
 MKDNet's tracker is Super-DiMP's with the box refinement computed in a window around the boxes
 (``pytracking_plugins/iou_window.py``): the same boxes to float rounding (the bench prints the largest difference),
 in less time. The breakdown shows where the time goes, how often a box reached beyond its window (the window then
-grows) and how many refinements were redone on the whole map (a box that is not finite).
+grows) and how many refinements were redone on the whole map (a box that is not finite). It comes from runs under
+``torch.profiler`` with Python call events (``with_stack``): the bench puts each ``track`` call in a
+``record_function`` range, and a stage's time in a frame is that of the profiler's events for the stage's functions
+(:func:`stage_functions`) within that range; nothing of pytracking or torch is replaced. The profiler's own cost
+per call and operator is in these times, so they run somewhat above the unprofiled ones.
 
 With random weights the classifier's scores are meaningless: under Super-DiMP's thresholds the tracker declares the
 target lost in most frames (and skips the IoU-net refinement and the model update) or sees distractors everywhere.
@@ -36,22 +42,31 @@ classification, localisation, IoU-net refinement (10 gradient steps through PrRo
 and, every 20 frames, the target model optimisation.
 """
 import argparse
+import bisect
 import contextlib
+import functools
+import inspect
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
-import types
 from collections import OrderedDict, defaultdict
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+from torch.utils.benchmark import Timer
+from torch.utils.flop_counter import FlopCounterMode
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if PROJECT_ROOT not in sys.path:
     sys.path.insert(0, PROJECT_ROOT)
+
+from pytracking_plugins.environment import use_local_settings  # noqa: E402
 
 SEQUENCE_NAME = 'bench1'
 IMAGE_SIZE = (640, 360)
@@ -71,7 +86,7 @@ def parse_args(argv=None):
                         help='further initialisations of each tracker after each repeat, for the first frame\'s '
                              '"best" time (default 1)')
     parser.add_argument('--breakdown-runs', type=int, default=2,
-                        help='instrumented runs for the per-stage breakdown (default 2; 0 skips it)')
+                        help='profiled runs for the per-stage breakdown (default 2; 0 skips it)')
     parser.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--seed', type=int, default=0)
@@ -87,21 +102,12 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------------------------------------------- set-up
-def install_environment(folder: str) -> None:
-    """pytracking's local settings for this process only: networks and results in ``folder``."""
-    from pytracking.evaluation.environment import EnvSettings
-
-    def local_env_settings():
-        settings = EnvSettings()
-        settings.network_path = os.path.join(folder, 'networks')
-        settings.results_path = os.path.join(folder, 'tracking_results')
-        settings.segmentation_path = os.path.join(folder, 'segmentation_results')
-        settings.result_plot_path = os.path.join(folder, 'result_plots')
-        return settings
-
-    module = types.ModuleType('pytracking.evaluation.local')
-    module.local_env_settings = local_env_settings
-    sys.modules[module.__name__] = module
+def local_settings(folder: str) -> dict:
+    """pytracking's local settings for this bench: networks and results in ``folder``."""
+    return {'network_path': os.path.join(folder, 'networks'),
+            'results_path': os.path.join(folder, 'tracking_results'),
+            'segmentation_path': os.path.join(folder, 'segmentation_results'),
+            'result_plot_path': os.path.join(folder, 'result_plots')}
 
 
 def make_sequence(folder: str, num_frames: int, seed: int):
@@ -123,21 +129,34 @@ def write_networks(folder: str, seed: int) -> None:
         save_tracking_network(net, os.path.join(folder, 'networks', file_name))
 
 
-def make_tracker(name: str, parameter_name: str, device: str, overrides: dict):
-    from pytracking.evaluation import Tracker
+class BenchTracker:
+    """A pytracking ``Tracker`` (tracker name, parameter file) and the bench's changes to its parameters: the
+    device timed here and ``overrides``, set on the result of the parameter file's ``parameters()``."""
 
-    class BenchTracker(Tracker):
-        def get_parameters(self):
-            params = super().get_parameters()
-            params.use_gpu = device == 'cuda'
-            # Stock parameter files build their network wrapper with use_gpu=True before pytracking's CPU fallback
-            # changes params.use_gpu: keep the wrapper on the device timed here.
-            params.net.use_gpu = params.use_gpu
-            for key, value in overrides.items():
-                setattr(params, key, value)
-            return params
+    def __init__(self, name: str, parameter_name: str, device: str, overrides: dict):
+        from pytracking.evaluation import Tracker
+        self.tracker = Tracker(name, parameter_name)
+        self.device = device
+        self.overrides = dict(overrides)
 
-    return BenchTracker(name, parameter_name)
+    def parameters(self):
+        """The parameter file's ``parameters()`` (through pytracking's ``Tracker.get_parameters``), changed."""
+        params = self.tracker.get_parameters()
+        params.use_gpu = self.device == 'cuda'
+        # Stock parameter files build their network wrapper with use_gpu=True before pytracking's CPU fallback
+        # changes params.use_gpu: keep the wrapper on the device timed here.
+        params.net.use_gpu = params.use_gpu
+        for key, value in self.overrides.items():
+            setattr(params, key, value)
+        return params
+
+    def create(self):
+        """A new tracker instance on fresh parameters, as ``Tracker.run_sequence`` creates one (printing silenced)."""
+        with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull):
+            return self.tracker.create_tracker(self.parameters())
+
+    def read_image(self, path: str):
+        return self.tracker._read_image(path)
 
 
 # ------------------------------------------------------------------------------------------------- measuring
@@ -168,14 +187,6 @@ def best_of(runs, init_times=()) -> Run:
     times = np.min(np.array([r.times for r in runs]), axis=0)
     times[0] = min([times[0], *init_times])
     return Run(times, runs[0].boxes)
-
-
-def run_tracker(tracker, sequence, seed: int) -> Run:
-    """One run through pytracking's own ``Tracker.run_sequence`` (its printing silenced)."""
-    torch.manual_seed(seed)   # the same augmentations and refinement jitter for both trackers
-    with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull):
-        output = tracker.run_sequence(sequence)
-    return Run(output['time'], output['target_bbox'])
 
 
 class RandomStream:
@@ -215,12 +226,11 @@ def initialise(trackers, sequence, seed: int, device: str, flip: bool = False):
     loading (on the first initialisation) is not in it.
     """
     labels = list(trackers)
-    image = trackers[labels[0]]._read_image(sequence.frames[0])
+    image = trackers[labels[0]].read_image(sequence.frames[0])
     init_info = sequence.init_info()
     instances, streams, times, outputs = {}, {}, {}, {}
     for label in (labels[::-1] if flip else labels):
-        with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull):
-            instances[label] = trackers[label].create_tracker(trackers[label].get_parameters())
+        instances[label] = trackers[label].create()
         streams[label] = RandomStream(seed, device)
         with streams[label].active():
             start = time.perf_counter()
@@ -230,12 +240,25 @@ def initialise(trackers, sequence, seed: int, device: str, flip: bool = False):
     return instances, streams, times, outputs
 
 
-def lockstep(trackers, sequence, seed: int, backbone_network, device: str, flip: bool = False):
+def track_frame(instance, stream: RandomStream, image, info: dict, device: str):
+    """One ``track`` call in the tracker's own random-number stream: (its wall time, as ``Tracker.run_sequence``
+    takes it, on CUDA up to the end of its GPU work; its output)."""
+    with stream.active():
+        start = time.perf_counter()
+        out = instance.track(image, info)
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        return time.perf_counter() - start, out
+
+
+def lockstep(trackers, sequence, seed: int, backbone: Timer, device: str, flip: bool = False):
     """Runs the trackers frame by frame in alternating order (``flip`` swaps the order of every frame, the first
     included) and times one backbone forward after every frame.
 
     Times as pytracking's ``Tracker.run_sequence`` takes them: the initialisation time the tracker reports (its
-    network loading excluded), then the wall time of each ``track`` call. Returns ({label: Run}, backbone times).
+    network loading excluded), then the wall time of each ``track`` call. Each call is made once (a tracker's state
+    changes with every frame), so torch.utils.benchmark's Timer, which repeats its statement, times only the
+    backbone. Returns ({label: Run}, backbone times).
     """
     labels = list(trackers)
     reader = trackers[labels[0]]
@@ -245,19 +268,15 @@ def lockstep(trackers, sequence, seed: int, backbone_network, device: str, flip:
     boxes = {label: [init_info['init_bbox']] for label in labels}
     backbone_times = []
     for frame_num, frame_path in enumerate(sequence.frames[1:], start=1):
-        image = reader._read_image(frame_path)
+        image = reader.read_image(frame_path)
         for label in (labels if (frame_num % 2 == 0) == flip else labels[::-1]):
             info = sequence.frame_info(frame_num)
             info['previous_output'] = previous[label]
-            with streams[label].active():
-                start = time.perf_counter()
-                out = instances[label].track(image, info)
-                if device == 'cuda':
-                    torch.cuda.synchronize()
-                times[label].append(time.perf_counter() - start)
+            seconds, out = track_frame(instances[label], streams[label], image, info, device)
+            times[label].append(seconds)
             boxes[label].append(out['target_bbox'])
             previous[label] = OrderedDict(out)
-        backbone_times += backbone_seconds(backbone_network, device, 1)
+        backbone_times.append(backbone.timeit(1).times[0])   # after the Timer's own warm-up runs
     runs = OrderedDict((label, Run(times[label], boxes[label])) for label in labels)
     for label, run in runs.items():
         run.window_counts = tuple(getattr(instances[label], 'iou_window_' + count, 0)
@@ -265,87 +284,33 @@ def lockstep(trackers, sequence, seed: int, backbone_network, device: str, flip:
     return runs, backbone_times
 
 
-def backbone_seconds(network, device: str, runs: int, warmup: int = 0) -> list:
-    """Times of ``network.extract_backbone`` (normalisation + ResNet-50 to layer3) on one 352x352 crop."""
+def backbone_timer(network) -> Timer:
+    """torch.utils.benchmark's Timer of ``network.extract_backbone`` (normalisation + ResNet-50 to layer3) on one
+    352x352 crop, in torch's current number of threads (the Timer's own default is one)."""
     crop = torch.rand(1, 3, CROP_SIZE, CROP_SIZE) * 255
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            network.extract_backbone(crop.clone())
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return times
+    return Timer('with torch.no_grad(): network.extract_backbone(crop.clone())',
+                 globals={'torch': torch, 'network': network, 'crop': crop}, num_threads=torch.get_num_threads())
 
 
 def conv_work(net) -> OrderedDict:
-    """Multiply-accumulates (GMAC) of the convolutions the tracker runs on every frame's 352x352 crop."""
-    count = [0]
+    """Multiply-accumulates (GMAC) of the convolutions the tracker runs on every frame's 352x352 crop, as
+    ``torch.utils.flop_counter`` counts them (two FLOPs a multiply-accumulate)."""
+    def gmac(function, *args):
+        with FlopCounterMode(display=False) as counter:
+            result = function(*args)
+        flops = counter.get_flop_counts().get('Global', {})
+        return result, sum(count for op, count in flops.items() if 'convolution' in str(op)) / 2e9
 
-    def hook(module, inputs, output):
-        count[0] += output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
-            module.kernel_size[1]
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     work = OrderedDict()
-    try:
-        with torch.no_grad():
-            crop = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE, device=next(net.parameters()).device)
-            features = net.extract_backbone_features(crop)
-            work['backbone'] = count[0] / 1e9
-            count[0] = 0
-            net.extract_classification_feat(features)
-            work['classification features'] = count[0] / 1e9
-            count[0] = 0
-            net.bb_regressor.get_iou_feat(net.get_backbone_bbreg_feat(features))
-            work['IoU features'] = count[0] / 1e9
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        crop = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE, device=next(net.parameters()).device)
+        features, work['backbone'] = gmac(net.extract_backbone_features, crop)
+        _, work['classification features'] = gmac(net.extract_classification_feat, features)
+        _, work['IoU features'] = gmac(net.bb_regressor.get_iou_feat, net.get_backbone_bbreg_feat(features))
     return work
 
 
-class StageTimer:
-    """Inclusive wall time of chosen functions per tracked frame (DiMP.track calls; initialisation excluded)."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.frames = []          # one {label: seconds} per tracked frame
-        self.active = False
-        self._restore = []
-
-    def wrap(self, owner, attribute: str, label: str, marks_frame: bool = False):
-        original = getattr(owner, attribute)
-        timer = self
-
-        def timed(*args, **kwargs):
-            if marks_frame:
-                timer.active = True
-                timer.frames.append(defaultdict(float))
-            try:
-                if not timer.active:
-                    return original(*args, **kwargs)
-                start = time.perf_counter()
-                result = original(*args, **kwargs)
-                if timer.device == 'cuda':
-                    torch.cuda.synchronize()
-                timer.frames[-1][label] += time.perf_counter() - start
-                return result
-            finally:
-                if marks_frame:
-                    timer.active = False
-
-        setattr(owner, attribute, timed)
-        self._restore.append((owner, attribute, original))
-
-    def restore(self):
-        for owner, attribute, original in reversed(self._restore):
-            setattr(owner, attribute, original)
-        self._restore.clear()
-
-
+# ------------------------------------------------------------------------------------------- stage breakdown
 STAGES = OrderedDict([
     ('track', 'whole track() call'),
     ('crop', '  crop sampling (sample_patch_multiscale)'),
@@ -364,55 +329,129 @@ STAGES = OrderedDict([
     ('filter_opt', '    target model optimisation (every 20 frames)'),
 ])
 TOP_LEVEL_STAGES = ('crop', 'backbone', 'clf_feat', 'classify', 'localize', 'refine', 'update')
+FRAME_RANGE = 'tracking_fps: track'   # the record_function range the bench puts around each profiled track() call
+PYTHON_EVENT = re.compile(r'(.+)\((\d+)\): (.+)')   # the profiler's name of a Python call: file(first line): name
 
 
-def stage_breakdown(tracker, sequence, device: str, seed: int, runs: int):
-    """Seconds per tracked frame and stage: for each frame and stage the minimum over ``runs`` identical runs."""
+def stage_functions() -> OrderedDict:
+    """The functions whose calls make up each stage but 'track' (a stage may be computed by either of several)."""
     import ltr.models.target_classifier.optimizer as clf_optimizer
-    import pytracking.tracker.dimp.dimp as dimp_module
     from ltr.models.bbreg.atom_iou_net import AtomIoUNet
     from ltr_plugins.prroi_pool import PrRoIPool2D
     from pytracking.features.net_wrappers import NetWithBackbone
+    from pytracking.features.preprocessing import sample_patch_multiscale
+    from pytracking.tracker.dimp import DiMP
     from pytracking_plugins.iou_window import WindowedIoUFeatures, WindowedIoUNet
-    DiMP = dimp_module.DiMP
+    return OrderedDict([
+        ('crop', (sample_patch_multiscale,)),
+        ('backbone', (NetWithBackbone.extract_backbone,)),
+        ('clf_feat', (DiMP.get_classification_features,)),
+        ('classify', (DiMP.classify_target,)),
+        ('localize', (DiMP.localize_target,)),
+        ('refine', (DiMP.refine_target_box,)),
+        ('iou_feat', (DiMP.get_iou_features, WindowedIoUNet.iou_features)),   # MKDNet's: in a window
+        ('optimize', (DiMP.optimize_boxes_relative, DiMP.optimize_boxes_default)),
+        ('predict_iou', (AtomIoUNet.predict_iou, WindowedIoUFeatures.predict_iou)),
+        ('prroi', (PrRoIPool2D.forward,)),
+        ('backward', (torch.Tensor.backward,)),
+        ('update', (DiMP.update_classifier,)),
+        ('memory', (DiMP.update_memory,)),
+        ('filter_opt', (clf_optimizer.DiMPSteepestDescentGN.forward,)),
+    ])
 
-    flags = defaultdict(int)
-    localize = DiMP.localize_target
 
-    def counting_localize(self, *args, **kwargs):
-        result = localize(self, *args, **kwargs)
-        flags[result[3]] += 1
-        return result
+def stage_matcher(functions: Dict[str, Sequence[Callable]]) -> Callable[[str], Optional[str]]:
+    """A map from the name of a profiler event to its stage, or None. The profiler names a Python call by its
+    code, ``file(first line): name`` with the file relative to an import root: matched to the functions' code."""
+    codes = defaultdict(list)
+    for label, candidates in functions.items():
+        for function in candidates:
+            code = inspect.unwrap(function).__code__
+            codes[code.co_firstlineno, code.co_name].append((code.co_filename.replace(os.sep, '/'), label))
 
-    timer = StageTimer(device)
-    DiMP.localize_target = counting_localize   # then timed, below
-    timer.wrap(DiMP, 'track', 'track', marks_frame=True)
-    timer.wrap(dimp_module, 'sample_patch_multiscale', 'crop')
-    timer.wrap(NetWithBackbone, 'extract_backbone', 'backbone')
-    timer.wrap(DiMP, 'get_classification_features', 'clf_feat')
-    timer.wrap(DiMP, 'classify_target', 'classify')
-    timer.wrap(DiMP, 'localize_target', 'localize')
-    timer.wrap(DiMP, 'refine_target_box', 'refine')
-    timer.wrap(DiMP, 'get_iou_features', 'iou_feat')
-    timer.wrap(WindowedIoUNet, 'iou_features', 'iou_feat')   # MKDNet's IoU features: in a window around the boxes
-    timer.wrap(DiMP, 'optimize_boxes_relative', 'optimize')
-    timer.wrap(DiMP, 'optimize_boxes_default', 'optimize')
-    timer.wrap(AtomIoUNet, 'predict_iou', 'predict_iou')
-    timer.wrap(WindowedIoUFeatures, 'predict_iou', 'predict_iou')
-    timer.wrap(PrRoIPool2D, 'forward', 'prroi')
-    timer.wrap(torch.Tensor, 'backward', 'backward')
-    timer.wrap(DiMP, 'update_classifier', 'update')
-    timer.wrap(DiMP, 'update_memory', 'memory')
-    timer.wrap(clf_optimizer.DiMPSteepestDescentGN, 'forward', 'filter_opt')
-    per_run = []
-    try:
-        for _ in range(runs):
-            timer.frames = []
-            run_tracker(tracker, sequence, seed)
-            per_run.append(timer.frames)
-    finally:
-        timer.restore()
-        DiMP.localize_target = localize
+    @functools.lru_cache(maxsize=None)
+    def stage(name: str) -> Optional[str]:
+        match = PYTHON_EVENT.fullmatch(name)
+        if match is None:
+            return None
+        path, line, function_name = match.groups()
+        for file_name, label in codes.get((int(line), function_name), ()):
+            if file_name == path or file_name.endswith('/' + path):
+                return label
+        return None
+
+    return stage
+
+
+def gpu_aware_end(events, device: str) -> Callable:
+    """An event's end in microseconds; on CUDA, extended to the end of the last GPU kernel launched within it, the
+    time a synchronisation after the call would measure (the profiler links kernels to the operators that
+    launched them)."""
+    if device != 'cuda':
+        return lambda event: event.time_range.end
+    from torch.autograd import DeviceType
+    op_start = {e.id: e.time_range.start for e in events
+                if e.device_type == DeviceType.CPU and not e.is_python_function and e.id > 0}
+    launches = sorted((op_start[e.linked_correlation_id], e.time_range.end) for e in events
+                      if e.device_type == DeviceType.CUDA and e.linked_correlation_id in op_start)
+    starts = [start for start, _ in launches]
+
+    def end(event) -> float:
+        inside = launches[bisect.bisect_left(starts, event.time_range.start):
+                          bisect.bisect_right(starts, event.time_range.end)]
+        return max([event.time_range.end] + [kernel_end for _, kernel_end in inside])
+
+    return end
+
+
+def frame_stage_seconds(events, stage_of: Callable[[str], Optional[str]], device: str) -> list:
+    """Per tracked frame (a FRAME_RANGE range), {stage: inclusive seconds}: the durations of the stage's calls
+    within the frame, a call inside another call of the same stage not counted again."""
+    end = gpu_aware_end(events, device)
+    frames = sorted((e for e in events if e.name == FRAME_RANGE), key=lambda e: e.time_range.start)
+    frame_index = {id(e): index for index, e in enumerate(frames)}
+    seconds = [defaultdict(float, track=(end(e) - e.time_range.start) / 1e6) for e in frames]
+    for event in events:
+        label = stage_of(event.name) if event.is_python_function else None
+        if label is None:
+            continue
+        parent = event.cpu_parent
+        while parent is not None and id(parent) not in frame_index and stage_of(parent.name) != label:
+            parent = parent.cpu_parent
+        if parent is not None and id(parent) in frame_index:
+            seconds[frame_index[id(parent)]][label] += (end(event) - event.time_range.start) / 1e6
+    return seconds
+
+
+def profiled_run(tracker: BenchTracker, sequence, seed: int, device: str, stage_of: Callable[[str], Optional[str]]):
+    """One run of the tracker, each ``track`` call under a torch.profiler of its own with Python call events
+    (``with_stack``), in a FRAME_RANGE range (one frame's events in memory at a time): ({stage: seconds} per tracked
+    frame, {localisation flag: frames})."""
+    instances, streams, _, previous = initialise({'run': tracker}, sequence, seed, device)
+    instance, stream, previous = instances['run'], streams['run'], previous['run']
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
+    frames, flags = [], defaultdict(int)
+    for frame_num, frame_path in enumerate(sequence.frames[1:], start=1):
+        info = sequence.frame_info(frame_num)
+        info['previous_output'] = previous
+        image = tracker.read_image(frame_path)
+        with profile(activities=activities, with_stack=True) as profiler, record_function(FRAME_RANGE):
+            _, out = track_frame(instance, stream, image, info, device)
+        frames += frame_stage_seconds(profiler.events(), stage_of, device)
+        flags[instance.debug_info['flag' + instance.id_str]] += 1
+        previous = OrderedDict(out)
+    return frames, flags
+
+
+def stage_breakdown(tracker: BenchTracker, sequence, device: str, seed: int, runs: int):
+    """Seconds per tracked frame and stage: for each frame and stage the minimum over ``runs`` identical runs."""
+    stage_of = stage_matcher(stage_functions())
+    per_run, flags = [], defaultdict(int)
+    for _ in range(runs):
+        frames, run_flags = profiled_run(tracker, sequence, seed, device, stage_of)
+        per_run.append(frames)
+        for flag, count in run_flags.items():
+            flags[flag] += count
     num_frames = len(per_run[0])
     labels = set().union(*(frame.keys() for frames in per_run for frame in frames))
     per_frame = {label: sum(min(frames[i].get(label, 0.0) for frames in per_run) for i in range(num_frames))
@@ -494,13 +533,16 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     print()
     print('  convolution work per tracked frame: {} = {:.2f} GMAC'.format(
         ', '.join('{} {:.2f}'.format(k, v) for k, v in work.items()), sum(work.values())))
-    if breakdown is None:
-        return ratio
-    per_frame, frames, flags = breakdown
+    if breakdown is not None:
+        report_breakdown(*breakdown, runs=args.breakdown_runs)
+    return ratio
+
+
+def report_breakdown(per_frame: dict, frames: int, flags: dict, runs: int) -> None:
+    """The per-stage lines of the report, from :func:`stage_breakdown`."""
     total = per_frame['track']
-    print("  where MKDNet's time per tracked frame goes ({} frames, best of {} instrumented runs; inclusive times; "
-          'localisation flags: {}):'.format(frames, args.breakdown_runs,
-                                            ', '.join('{} {}'.format(k, v) for k, v in flags.items())))
+    print("  where MKDNet's time per tracked frame goes ({} frames, best of {} profiled runs; inclusive times; "
+          'localisation flags: {}):'.format(frames, runs, ', '.join('{} {}'.format(k, v) for k, v in flags.items())))
     for key, label in STAGES.items():
         if key in per_frame:
             print('    {:<48} {:>8.1f} ms  {:>5.1f} %'.format(label, 1000 * per_frame[key],
@@ -512,7 +554,6 @@ def report(args, overrides, runs, extra_init, backbone_times, work, breakdown, l
     print('  bound: were everything but the three convolution stacks free, MKDNet FPS / backbone-bound rate would be '
           '{:.3f} ({:.1f} ms of backbone in {:.1f} ms of convolutions)'.format(
               per_frame['backbone'] / convolutions, 1000 * per_frame['backbone'], 1000 * convolutions))
-    return ratio
 
 
 def main(argv=None) -> int:
@@ -528,26 +569,26 @@ def main(argv=None) -> int:
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix='tracking_fps_') as folder:
-        install_environment(folder)
+        use_local_settings(pytracking=local_settings(folder))
         sequence = make_sequence(folder, args.frames, args.seed)
         write_networks(folder, args.seed)
-        trackers = OrderedDict((label, make_tracker(name, parameter, args.device, overrides))
+        trackers = OrderedDict((label, BenchTracker(name, parameter, args.device, overrides))
                                for label, name, parameter in TRACKERS)
 
         # The backbone-bound rate, timed with MKDNet's own network wrapper: the tracker's exact call.
-        backbone_network = trackers['MKDNet'].get_parameters().net
+        backbone_network = trackers['MKDNet'].parameters().net
         backbone_network.initialize()
         work = conv_work(backbone_network.net)
-        backbone_seconds(backbone_network, args.device, 0, warmup=2)
+        backbone = backbone_timer(backbone_network)
 
         warmup_sequence = type(sequence)(sequence.name, sequence.frames[:args.warmup_frames], sequence.dataset,
                                          sequence.ground_truth_rect[:args.warmup_frames])
-        lockstep(trackers, warmup_sequence, args.seed, backbone_network, args.device)
+        lockstep(trackers, warmup_sequence, args.seed, backbone, args.device)
         runs = OrderedDict((label, []) for label in trackers)
         backbone_times = []
         extra_init = defaultdict(list)
         for index in range(args.repeats):
-            repeat, repeat_backbone = lockstep(trackers, sequence, args.seed, backbone_network, args.device,
+            repeat, repeat_backbone = lockstep(trackers, sequence, args.seed, backbone, args.device,
                                                flip=index % 2 == 1)
             for label, run in repeat.items():
                 runs[label].append(run)

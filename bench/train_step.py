@@ -16,12 +16,15 @@ with the number of proposals, the networks' with the pixels); batch 20 on CUDA a
 (every cost grows linearly with the batch, so the ratio hardly depends on it).
 
 Timing: after ``--warmup`` steps of each, ``--steps`` rounds that run one stock step and one MKDNet step back to
-back (so a load change on the machine hits both alike); medians are compared. On CUDA every step ends with a
-synchronisation. On the CPU the process's CPU time per step is reported too: on a machine shared with other work
-it is the steadier measure of the work a step does. The target is a wall-time ratio <= 1.45. The teacher adds one
-forward pass without backward, so the ratio cannot go below (Super-DiMP step + teacher forward) / Super-DiMP step
-(about 1.33 where a backward pass costs two forward passes): every round also times the teacher's forward alone,
-and this floor is printed next to the ratio. ``--max-ratio`` makes the exit status 1 above it.
+back (so a load change on the machine hits both alike); medians are compared. Each step is timed once, with its
+process CPU time and peak memory, in that alternation: what ``torch.utils.benchmark.Timer``, which times one
+statement in blocks of its own, does not do. On CUDA every step ends with a synchronisation. On the CPU the
+process's CPU time per step is reported too: on a machine shared with other work it is the steadier measure of
+the work a step does. The target is a wall-time ratio <= 1.45. The teacher adds one forward pass without
+backward, so the ratio cannot go below (Super-DiMP step + teacher forward) / Super-DiMP step (about 1.33 where a
+backward pass costs two forward passes): every round also times the teacher's forward alone (with
+``torch.utils.benchmark.Timer``), and this floor is printed next to the ratio. ``--max-ratio`` makes the exit
+status 1 above it.
 
 ``--mixed-precision bf16|fp16`` times both networks in float32 and in that mixed precision (autocast forward,
 PrRoIPool and losses in float32, a gradient scaler for fp16: ``settings.mixed_precision``), and prints each one's
@@ -37,6 +40,7 @@ import time
 import types
 
 import torch
+from torch.utils.benchmark import Timer
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
@@ -111,16 +115,12 @@ def timed_step(actor, optimizer, data, device: torch.device, precision: MixedPre
     return time.perf_counter() - start, time.process_time() - start_cpu, peak
 
 
-def timed_teacher_forward(actor, data, device: torch.device) -> float:
-    """Wall seconds of the MKDNet actor's teacher forward alone, as the actor calls it (float32)."""
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    actor.teacher(train_imgs=data['train_images'], test_imgs=data['test_images'], train_bb=data['train_anno'],
-                  test_proposals=data['test_proposals'])
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
+def teacher_timer(actor, data) -> Timer:
+    """torch.utils.benchmark's Timer of the MKDNet actor's teacher forward alone, as the actor calls it (float32),
+    in torch's current number of threads (the Timer's own default is one)."""
+    return Timer("actor.teacher(train_imgs=data['train_images'], test_imgs=data['test_images'], "
+                 "train_bb=data['train_anno'], test_proposals=data['test_proposals'])",
+                 globals={'actor': actor, 'data': data}, num_threads=torch.get_num_threads())
 
 
 def main() -> int:
@@ -169,19 +169,23 @@ def main() -> int:
             for run in runs.values():
                 timed_step(*run[:2], data, device, *run[2:])
         times = {name: [] for name in runs}
-        teacher_times = []
+        teacher_forward, teacher_times = teacher_timer(mkdnet_actor, data), []
         for _ in range(args.steps):
             for name, run in runs.items():
                 times[name].append(timed_step(*run[:2], data, device, *run[2:]))
-            teacher_times.append(timed_teacher_forward(mkdnet_actor, data, device))
+            teacher_times.append(teacher_forward.timeit(1).times[0])   # after the Timer's own warm-up runs
+    return report(args, device, times, teacher_times)
 
+
+def report(args, device: torch.device, times: dict, teacher_times: list) -> int:
+    """Prints the figures; the exit status (1 where the ratio is above ``--max-ratio``)."""
     wall = {name: statistics.median(t[0] for t in values) for name, values in times.items()}
     cpu = {name: statistics.median(t[1] for t in values) for name, values in times.items()}
     ratio = wall['mkdnet'] / wall['super_dimp']
     print('device: {} ({} threads)   batch: {} sequences x (3 train + 3 test) frames, {} px crops, 128 proposals'
           .format(device, torch.get_num_threads(), args.batch_size, args.feature_sz * 16))
     fastest = {name: min(t[0] for t in values) for name, values in times.items()}
-    for name in runs:
+    for name in times:
         print('{:<11} median {:.3f} s/step   fastest {:.3f}   steps: {}'.format(
             name, wall[name], fastest[name], ' '.join('{:.3f}'.format(t[0]) for t in times[name])))
     print('ratio of the fastest steps (least disturbed by other load): {:.3f}'.format(
