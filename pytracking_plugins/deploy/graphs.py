@@ -23,10 +23,13 @@ values over the whole map). Not exported, because they are not fixed feed-forwar
 respect to the boxes at every step.
 """
 import copy
-from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+
+if TYPE_CHECKING:
+    from pytracking.features.net_wrappers import NetWithBackbone
 
 GRAPH_NAMES = ('backbone', 'classification_features', 'iou_features', 'iou_modulation')
 BOXES = 'boxes'
@@ -47,7 +50,7 @@ class Backbone(nn.Module):
     """``wrapper.extract_backbone(image)`` (pytracking's normalisation, then the backbone up to the deepest layer the
     tracker reads): the layers ``layers``, in that order."""
 
-    def __init__(self, wrapper, layers: Sequence[str]):
+    def __init__(self, wrapper: 'NetWithBackbone', layers: Sequence[str]):
         super().__init__()
         self.net = wrapper.net
         self.wrapper = wrapper
@@ -130,7 +133,7 @@ def check_exportable(net: nn.Module) -> None:
         raise ValueError('the ONNX export takes a DiMP network with ' + '; '.join(problems))
 
 
-def inference_graphs(wrapper) -> List[Graph]:
+def inference_graphs(wrapper: 'NetWithBackbone') -> List[Graph]:
     """The four graphs of the network of ``wrapper`` (a pytracking ``NetWithBackbone`` whose ``net`` is loaded, in
     eval mode), in :data:`GRAPH_NAMES`' order."""
     net = wrapper.net

@@ -40,6 +40,9 @@ def create_session(path: str, device: str = 'cpu'):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
+    # The tracker's PyTorch parts run between the sessions' calls: onnxruntime's threads spinning for more work
+    # would take the cores from them.
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     providers = ['CPUExecutionProvider']
     if device == 'cuda' and 'CUDAExecutionProvider' in onnxruntime.get_available_providers():
         providers.insert(0, 'CUDAExecutionProvider')
