@@ -6,6 +6,9 @@
 #   ./install.sh --env PYTHON|current [--pytracking DIR]                    # into an existing environment
 #   ./install.sh --uninstall                                                # restores pytracking exactly
 #
+# --with-onnx (with either install) adds the onnx extra: onnx, onnxscript and onnxruntime for mkdnet-export --onnx and
+# the onnxruntime tracking backend (requirements-onnx.txt into .venv); later runs keep it.
+#
 # What it changes inside the pytracking checkout is listed in settings/footprint.txt, settings/pytracking_patches/
 # and README.md. Either every change of a run is made, or (on any failure, Ctrl-C or kill) none is left behind; one
 # run at a time (a second one waits for the first).
@@ -21,19 +24,21 @@ FOOTPRINT=$PROJECT_ROOT/settings/footprint.txt
 PATCHES=$PROJECT_ROOT/settings/pytracking_patches
 TEMPLATES=$PROJECT_ROOT/settings/local_templates
 BUILD_CONSTRAINTS=$PROJECT_ROOT/settings/build-constraints.txt
+ONNX_REQUIREMENTS=$PROJECT_ROOT/requirements-onnx.txt
 PIP_VERSION=26.3            # >= 25.3 for --build-constraint
 DISTRIBUTION=pytracking-mkdnet
 PTH_NAME=pytracking_plugins.pth
 
 say() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo pipefail$/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 MODE=install
 PYTRACKING_DIR=
 TORCH_INDEX=
 PYTHON=${PYTHON:-python3}
 TARGET_ENV=
+WITH_ONNX=
 while [ $# -gt 0 ]; do
   case "$1" in
     --uninstall) MODE=uninstall ;;
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
     --python=*) PYTHON=${1#*=} ;;
     --env) [ $# -ge 2 ] || die "--env needs an interpreter (or 'current')"; TARGET_ENV=$2; shift ;;
     --env=*) TARGET_ENV=${1#*=} ;;
+    --with-onnx) WITH_ONNX=yes ;;
     -h|--help) usage 0 ;;
     *) printf '[install] unknown option: %s\n' "$1" >&2; usage 2 ;;
   esac
@@ -179,37 +185,41 @@ quietly() {  # runs a command, showing its output only if it fails (setuptools w
 site_packages() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 
 install_packages() {
-  local pip=("$ENV_PYTHON" -m pip --disable-pip-version-check) wanted
+  local pip=("$ENV_PYTHON" -m pip --disable-pip-version-check) wanted extra=
+  [ -z "$WITH_ONNX" ] || extra='[onnx]'
   if [ "$ENV_PYTHON" = "$VENV/bin/python" ]; then
     if [ ! -x "$VENV/bin/python" ]; then
       check_python "$PYTHON" --python
       say "creating $VENV"
       "$PYTHON" -m venv "$VENV"
     fi
-    wanted=$(printf 'venv\n%s\n%s\n%s\n' "$(sha "$PROJECT_ROOT/requirements.txt" "$PROJECT_ROOT/pyproject.toml" \
-      "$BUILD_CONSTRAINTS")" "$TORCH_INDEX" "$PIP_VERSION")
+    wanted=$(printf 'venv\n%s\n%s\n%s\n%s\n' "$(sha "$PROJECT_ROOT/requirements.txt" "$PROJECT_ROOT/pyproject.toml" \
+      "$BUILD_CONSTRAINTS")" "$TORCH_INDEX" "$PIP_VERSION" "${WITH_ONNX:+onnx $(sha "$ONNX_REQUIREMENTS")}")
   else
-    wanted=$(printf 'env %s\n%s\n' "$ENV_PYTHON" "$(sha "$PROJECT_ROOT/pyproject.toml" "$BUILD_CONSTRAINTS")")
+    wanted=$(printf 'env %s\n%s\n%s\n' "$ENV_PYTHON" "$(sha "$PROJECT_ROOT/pyproject.toml" "$BUILD_CONSTRAINTS")" \
+      "${WITH_ONNX:+onnx}")
   fi
   [ "$(recorded packages)" = "$wanted" ] && return
   if ! "$ENV_PYTHON" -m pip --version >/dev/null 2>&1; then
     "$ENV_PYTHON" -m ensurepip --upgrade >/dev/null || die "$ENV_PYTHON has no pip and ensurepip failed"
   fi
   if [ "$ENV_PYTHON" = "$VENV/bin/python" ]; then
-    say "installing the pinned stack (requirements.txt) into .venv"
+    say "installing the pinned stack (requirements.txt${WITH_ONNX:+ and requirements-onnx.txt}) into .venv"
     "${pip[@]}" install --quiet "pip==$PIP_VERSION"
     if [ -n "$TORCH_INDEX" ]; then
       "${pip[@]}" install --quiet --index-url "$TORCH_INDEX" \
         $(grep -E '^(torch|torchvision)==' "$PROJECT_ROOT/requirements.txt")
     fi
-    "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" -r "$PROJECT_ROOT/requirements.txt"
+    "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" -r "$PROJECT_ROOT/requirements.txt" \
+      ${WITH_ONNX:+-r "$ONNX_REQUIREMENTS"}
     quietly "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" --no-deps --editable "$PROJECT_ROOT"
   else
-    say "installing the plugin and its dependencies (pyproject.toml) into the environment of $ENV_PYTHON"
+    say "installing the plugin and its dependencies (pyproject.toml${extra:+, extra $extra}) into the environment" \
+      "of $ENV_PYTHON"
     "$ENV_PYTHON" -c 'import sys; import pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (25, 3))' \
       || "${pip[@]}" install --quiet "pip>=25.3"
     "${pip[@]}" show --quiet "$DISTRIBUTION" >/dev/null 2>&1 || journal "pip:$ENV_PYTHON"
-    quietly "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" --editable "$PROJECT_ROOT"
+    quietly "${pip[@]}" install --quiet --build-constraint "$BUILD_CONSTRAINTS" --editable "$PROJECT_ROOT$extra"
   fi
   journal "state:packages"; record packages "$wanted"
 }
@@ -348,6 +358,8 @@ check_install() {
   (cd / && "$ENV_PYTHON" -W ignore::FutureWarning \
      -c 'import ltr.models.tracking.dimpnet, pytracking.evaluation, ltr_plugins, pytracking_plugins') \
     || die "the installed plugin does not import; see the error above"
+  [ -z "$WITH_ONNX" ] || (cd / && "$ENV_PYTHON" -c 'import onnx, onnxscript, onnxruntime') \
+    || die "the onnx extra does not import; see the error above"
 }
 
 # ------------------------------------------------------------------------------------------------- uninstall
@@ -397,7 +409,7 @@ uninstall() {
     "$env_python" -m pip uninstall --quiet --yes "$DISTRIBUTION" >/dev/null 2>&1 || true
     say "removed the plugin from the environment of $env_python"
   fi
-  rm -f "$STATE/pytracking_dir" "$STATE/env_python" "$STATE/packages"
+  rm -f "$STATE/pytracking_dir" "$STATE/env_python" "$STATE/packages" "$STATE/onnx"
   say "uninstalled${PYTRACKING_DIR:+ from $PYTRACKING_DIR} (.venv, workspace/ and external/ are left in place)"
 }
 
@@ -416,6 +428,8 @@ preflight_install
 # Recorded before the first change, so that --uninstall finds whatever a run (even a failed one) changed.
 [ -n "$(recorded pytracking_dir)" ] || { journal "state:pytracking_dir"; record pytracking_dir "$PYTRACKING_DIR"; }
 [ -n "$(recorded env_python)" ] || { journal "state:env_python"; record env_python "$ENV_PYTHON"; }
+[ "$(recorded onnx)" != yes ] || WITH_ONNX=yes       # an earlier --with-onnx: its extra stays
+[ -z "$WITH_ONNX" ] || [ "$(recorded onnx)" = yes ] || { journal "state:onnx"; record onnx yes; }
 install_packages
 install_turbojpeg
 apply_patches

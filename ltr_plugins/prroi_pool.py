@@ -256,6 +256,21 @@ def window_weights(coords: torch.Tensor, pooled_height: int, pooled_width: int, 
                          edges.extent)
 
 
+def prroi_pool2d_dense(features: torch.Tensor, rois: torch.Tensor, pooled_height: int, pooled_width: int,
+                       spatial_scale: float) -> torch.Tensor:
+    """:func:`prroi_pool2d`'s values (to float rounding) as the window strategy over each RoI's whole map: the
+    weights of every cell for every bin, one batched matrix product. Costs ``H * W`` per bin, but has no
+    data-dependent shape and reads nothing back to the host, so it traces into a fixed graph (the ONNX export of the
+    IoU-net's modulation). ``features`` [N, C, H, W], ``rois`` [K, 5] (``batch_index, x1, y1, x2, y2``); returns
+    [K, C, PH, PW] in the features' dtype, differentiable in the features only. Batch indices are not checked."""
+    K, (N, C, H, W) = rois.shape[0], features.shape
+    coords = rois[:, 1:].to(features.dtype) * spatial_scale
+    bins = window_weights(coords, pooled_height, pooled_width, (0, H - 1, 0, W - 1)).bins
+    maps = features.index_select(0, rois[:, 0].long()).reshape(K, C, H * W)
+    pooled = torch.bmm(bins.view(K, pooled_height * pooled_width, H * W), maps.transpose(1, 2))
+    return pooled.transpose(1, 2).reshape(K, C, pooled_height, pooled_width)
+
+
 def window_cells(features: torch.Tensor, window: Window) -> torch.Tensor:
     """``features`` [C, H, W] over the window's cells, as [C, rows * columns]."""
     y_first, y_last, x_first, x_last = window

@@ -200,6 +200,24 @@ def check_jpeg(report: Report) -> None:
                     'sudo apt-get install libturbojpeg0 (or conda install -c conda-forge libjpeg-turbo)')
 
 
+def check_onnx(report: Report) -> None:
+    """The optional onnx extra: what mkdnet-export --onnx and the onnxruntime backend would run with."""
+    report.section('ONNX (optional)')
+    from pytracking_plugins.deploy.onnx_runtime import INSTALL_HINT
+    versions = {}
+    for name in ('onnx', 'onnxscript', 'onnxruntime'):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    missing = [name for name, version in versions.items() if version is None]
+    if missing:
+        report.info('not installed: {} (mkdnet-export --onnx and params.backend = \'onnxruntime\' need them; {})'
+                    .format(', '.join(missing), INSTALL_HINT))
+    else:
+        report.ok(', '.join('{} {}'.format(name, version) for name, version in versions.items()))
+
+
 def _nearest_existing(path: str) -> str:
     path = os.path.abspath(path)
     while not os.path.exists(path) and os.path.dirname(path) != path:
@@ -290,6 +308,7 @@ def diagnose() -> Report:
     checkout = check_pytracking(report, Footprint.read())
     check_torch(report)
     check_jpeg(report)
+    check_onnx(report)
     folders = check_local_settings(report, checkout)
     check_networks(report, folders)
     return report

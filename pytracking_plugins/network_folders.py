@@ -30,19 +30,21 @@ def pytracking_local_file() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(pytracking.evaluation.__file__)), 'local.py')
 
 
-def find_network_file(net_path: str, how_to_get: str = '') -> str:
+def find_network_file(net_path: str, how_to_get: str = '', what: str = 'Network file') -> str:
     """The network file ``net_path`` resolves to, as pytracking's ``NetWrapper`` resolves it (an absolute path as is,
-    else in each network folder); FileNotFoundError naming every place looked, then ``how_to_get``."""
+    else in each network folder); FileNotFoundError naming every place looked, then ``how_to_get``. ``what='ONNX
+    folder'`` (or any name ending in 'folder') looks for a folder instead."""
+    exists = os.path.isdir if what.endswith('folder') else os.path.isfile
     net_path = os.path.expanduser(net_path)
     if os.path.isabs(net_path):
-        if os.path.isfile(net_path):
+        if exists(net_path):
             return net_path
-        message = 'Network file {} does not exist.'.format(net_path)
+        message = '{} {} does not exist.'.format(what, net_path)
     else:
         candidates = [os.path.join(folder, net_path) for folder in network_folders()]
         for candidate in candidates:
-            if os.path.isfile(candidate):
+            if exists(candidate):
                 return candidate
-        message = ('Network file {} not found: looked for {} (the network folder is settings.network_path in {}).'
-                   .format(net_path, ' and '.join(candidates) or 'it in no folder', pytracking_local_file()))
+        message = ('{} {} not found: looked for {} (the network folder is settings.network_path in {}).'
+                   .format(what, net_path, ' and '.join(candidates) or 'it in no folder', pytracking_local_file()))
     raise FileNotFoundError(' '.join(filter(None, [message, how_to_get])))

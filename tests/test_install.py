@@ -6,6 +6,7 @@ environment's packages through a path entry, so no package is downloaded again. 
 plugin into it; pytracking's own scripts then run with that environment's Python.
 """
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -340,6 +341,20 @@ def test_doctor_fails_on_a_folder_local_py_names_that_does_not_exist(installatio
         installation.set_local('pytracking/evaluation/local.py', 'settings.latot_path = {!r}'.format(missing),
                                "settings.latot_path = ''")
     installation.doctor(expect=0)
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in ('onnx', 'onnxscript', 'onnxruntime')),
+                    reason='the onnx extra is not installed in the live environment the copy sees (./install.sh '
+                           '--with-onnx): its install would download it')
+def test_with_onnx_installs_the_extra_and_later_installs_keep_it(installation):
+    output = installation.install('--env', installation.python, '--pytracking', installation.pytracking, '--with-onnx')
+    assert '(pyproject.toml, extra [onnx]) into the environment' in output
+    with open(os.path.join(installation.project, '.install-state', 'onnx')) as f:
+        assert f.read() == 'yes\n'
+    before = installation.fingerprint()
+    again = installation.install_here()      # no --with-onnx: the extra stays, nothing to do
+    assert '[install] installing' not in again and installation.fingerprint() == before
+    installation.run('-c', 'import onnxruntime, pytracking_plugins.deploy.onnx_export')
 
 
 def test_a_failed_install_undoes_its_changes_and_uninstall_restores_pytracking(installation):

@@ -297,6 +297,21 @@ def test_window_strategy_matches_the_reference(pooled_height, pooled_width, spat
         torch.testing.assert_close(ours, ref[subset], rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.parametrize('pooled_height, pooled_width, spatial_scale, H, W', [
+    (5, 5, 1 / 8, 9, 11),
+    (1, 1, 1 / 16, 5, 8),
+    (2, 4, 1 / 8, 10, 7),
+])
+def test_dense_pooling_matches_the_reference(pooled_height, pooled_width, spatial_scale, H, W):
+    """The dense formulation the ONNX export traces: every RoI over its whole map, several maps, the mixed boxes."""
+    features = torch.randn(3, 4, H, W, dtype=torch.float64, generator=torch.Generator().manual_seed(H * W))
+    rois = _mixed_rois(3, H, W, spatial_scale, seed=H + 7 * W)
+    ours = prroi_module.prroi_pool2d_dense(features, rois, pooled_height, pooled_width, spatial_scale)
+    ref = reference_prroi(features, rois, pooled_height, pooled_width, spatial_scale)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-9)
+    assert torch.all(ours[-5:-3] == 0) and torch.all(ours[-3:-1] == 0)
+
+
 def test_window_strategy_gradients_are_the_tap_strategys():
     torch.manual_seed(6)
     features = torch.randn(1, 3, 9, 11, dtype=torch.float64)

@@ -11,7 +11,11 @@
   :mod:`ltr_plugins.network_files`); ``'release'`` reads the authors' released file with
   :func:`ltr_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
   network, without running the file's constructor;
-- the network's parameters are frozen (``requires_grad=False``): tracking never trains them.
+- the network's parameters are frozen (``requires_grad=False``): tracking never trains them;
+- with the backend 'onnxruntime' (:meth:`MKDNetNetwork.use_backend`, which the MKDNet tracker calls with
+  ``params.backend``), the backbone and the classification features run in onnxruntime, from the ONNX export of the
+  same network file (:mod:`pytracking_plugins.deploy.onnx_runtime`, held as ``onnx``); the PyTorch network stays
+  loaded for the online classifier and the IoU-net's box refinement.
 """
 import os
 from typing import Optional
@@ -22,6 +26,7 @@ from pytracking.features.net_wrappers import NetWithBackbone
 from pytracking_plugins.network_folders import find_network_file
 
 CHECKPOINT_FORMATS = ('network', 'release')
+BACKENDS = ('pytorch', 'onnxruntime')
 
 # How to obtain each kind of network file, for the error a missing one raises.
 HOW_TO_GET = {
@@ -65,10 +70,46 @@ class MKDNetNetwork(NetWithBackbone):
             raise TypeError('constructor overrides {} do not apply to release files: their student is always a '
                             'stock Super-DiMP network'.format(overrides))
         self.checkpoint_format = checkpoint_format   # set first: the base class may load right away
+        self.backend, self.onnx_path, self.onnx, self.network_file = 'pytorch', None, None, None
         super().__init__(net_path, use_gpu, initialize, **kwargs)
+
+    def use_backend(self, backend: str, onnx_path: Optional[str] = None) -> None:
+        """What computes the backbone, the classification features and the IoU-net's features and modulation:
+        'pytorch', or 'onnxruntime' with the ONNX export in ``onnx_path`` (a folder in the network folder or an
+        absolute path; None: beside the network file, ``<name>_onnx``). Applies from the network's loading on, or at
+        once to a loaded network."""
+        if backend not in BACKENDS:
+            raise ValueError('params.backend must be one of {}, not {!r}'.format(BACKENDS, backend))
+        self.backend, self.onnx_path, self.onnx = backend, onnx_path, None
+        if backend == 'onnxruntime' and self.net is not None:
+            self.load_onnx()
+
+    def load_onnx(self) -> None:
+        """Opens the ONNX export of the loaded network file in onnxruntime (``self.onnx``)."""
+        from pytracking_plugins.deploy.manifest import default_onnx_folder
+        from pytracking_plugins.deploy.onnx_runtime import OnnxNetworks, import_onnx_module
+        import_onnx_module('onnxruntime', "params.backend = 'onnxruntime'")
+        folder = self.onnx_path or default_onnx_folder(self.network_file)
+        folder = find_network_file(folder, 'Export it with `mkdnet-export {} --onnx {}`.'.format(
+            self.network_file, os.path.join(os.path.dirname(self.network_file), folder)), what='ONNX folder')
+        self.onnx = OnnxNetworks(folder, self.network_file, 'cuda' if self.use_gpu else 'cpu')
+        self.onnx.check_preprocessing(self.image_format, self._mean.flatten().tolist(), self._std.flatten().tolist())
+
+    def extract_backbone(self, im: torch.Tensor):
+        """``NetWithBackbone.extract_backbone``, in onnxruntime with that backend."""
+        if self.onnx is None:
+            return super().extract_backbone(im)
+        return self.onnx.backbone(im)
+
+    def extract_classification_feat(self, backbone_feat):
+        """``DiMPnet.extract_classification_feat``, in onnxruntime with that backend."""
+        if self.onnx is None:
+            return self.net.extract_classification_feat(backbone_feat)
+        return self.onnx.classification_features(self.net.get_backbone_clf_feat(backbone_feat))
 
     def load_network(self):
         path = find_network_file(self.net_path, HOW_TO_GET[self.checkpoint_format])
+        self.network_file = path
         if self.checkpoint_format == 'release':
             from ltr_plugins.release_checkpoint import load_release_student
             self.net = load_release_student(path)
@@ -93,3 +134,5 @@ class MKDNetNetwork(NetWithBackbone):
         # Tracking never trains the network, but DiMP's box refinement backpropagates through the IoU-net to the
         # boxes: frozen weights spare it the weight gradients (and their accumulation) of every refinement step.
         self.net.requires_grad_(False)
+        if self.backend == 'onnxruntime':
+            self.load_onnx()

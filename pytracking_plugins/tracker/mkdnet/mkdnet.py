@@ -14,7 +14,12 @@ per frame, rather than each of the dozen times ``track`` indexes with it (each a
 box sizes; default ``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it;
 None turns it off. Parameter ``seed`` (off by default): an integer seeds torch's random generator at each
 sequence's start (DiMP draws random shifts for its initial samples and random boxes for the refinement), so a
-sequence tracks the same whatever the order of sequences or the process it runs in.
+sequence tracks the same whatever the order of sequences or the process it runs in. Parameter ``backend``:
+'pytorch' (default) or 'onnxruntime', which runs the backbone, the classification features and the IoU-net's
+features and modulation from an ONNX export of the network (``params.onnx_path``; see
+:meth:`pytracking_plugins.features.net_wrappers.MKDNetNetwork.use_backend`); the online classifier and the box
+refinement stay PyTorch, and a windowed refinement computes its window's IoU features in PyTorch from the backbone
+features onnxruntime computed (the window changes at every refinement, a fixed graph cannot follow it).
 """
 import math
 import numbers
@@ -23,6 +28,7 @@ from typing import Optional
 import torch
 from pytracking.tracker.dimp import DiMP
 
+from pytracking_plugins.features.net_wrappers import MKDNetNetwork
 from pytracking_plugins.iou_window import (NonFiniteProposal, WindowedIoUFeatures, WindowedIoUNet,
                                           supports_windowing)
 
@@ -43,6 +49,31 @@ class MKDNet(DiMP):
         """DiMP's, with the best scale's index as a Python int (read once)."""
         translation_vec, scale_ind, s, flag = super().localize_target(scores, sample_pos, sample_scales)
         return translation_vec, int(scale_ind), s, flag
+
+    def initialize_features(self):
+        """DiMP's, the network set to ``params.backend`` (and ``params.onnx_path``) before it loads."""
+        if not getattr(self, 'features_initialized', False):
+            backend = self.params.get('backend', 'pytorch')
+            if isinstance(self.params.net, MKDNetNetwork):
+                self.params.net.use_backend(backend, self.params.get('onnx_path', None))
+            elif backend != 'pytorch':
+                raise ValueError('params.backend = {!r} needs the network wrapper MKDNetNetwork, got {}'.format(
+                    backend, type(self.params.net).__name__))
+        super().initialize_features()
+
+    def get_iou_features(self, backbone_feat):
+        """DiMP's, in onnxruntime with that backend."""
+        onnx = getattr(self.net, 'onnx', None)
+        if onnx is None:
+            return super().get_iou_features(backbone_feat)
+        return onnx.iou_features(self.get_iou_backbone_features(backbone_feat))
+
+    def get_iou_modulation(self, iou_backbone_feat, target_boxes):
+        """DiMP's, in onnxruntime with that backend."""
+        onnx = getattr(self.net, 'onnx', None)
+        if onnx is None:
+            return super().get_iou_modulation(iou_backbone_feat, target_boxes)
+        return onnx.iou_modulation(iou_backbone_feat, target_boxes)
 
     def iou_window_margin(self) -> Optional[float]:
         """The first window's margin in box sizes, or None where the refinement runs on the whole map."""
