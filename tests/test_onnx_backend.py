@@ -271,3 +271,24 @@ def test_without_onnxruntime_tracker_and_export_say_what_to_install(tmp_path, sy
     error = capsys.readouterr().err
     assert error.startswith('mkdnet-export: error: mkdnet-export --onnx') and './install.sh --with-onnx' in error
     assert not os.path.exists(str(tmp_path / 'net_onnx'))
+
+
+@needs_onnx
+def test_a_training_checkpoint_exports_its_student_then_its_graphs(tmp_path, capsys):
+    from ltr_plugins.models.super_dimp import build_super_dimp
+    from pytracking_plugins import export
+    from pytracking_plugins.deploy.manifest import file_sha256
+    torch.manual_seed(4)
+    net = build_super_dimp(backbone_pretrained=False, backbone='resnet18', feature_sz=SMALL_CROP // 16,
+                           frozen_backbone_layers=())
+    checkpoint = str(tmp_path / 'MKDNetStudent_ep0001.pth.tar')
+    torch.save({'epoch': 1, 'net_type': 'MKDNetStudent', 'constructor': None,
+                'net': {'net.' + key: value for key, value in net.state_dict().items()},
+                'net_info': {'student_constructor': net.constructor}}, checkpoint)
+    student = str(tmp_path / 'student.pth.tar')
+    assert export.main([checkpoint, '--output', student, '--onnx', '--crop-size', str(SMALL_CROP)]) == 0
+    assert 'Wrote {}\n'.format(student) in capsys.readouterr().out
+    manifest = read_manifest(str(tmp_path / 'student_onnx'))
+    assert manifest['network'] == {'file': 'student.pth.tar', 'sha256': file_sha256(student)}
+    assert export.main([student, '--output', str(tmp_path / 'again.pth.tar'), '--onnx']) == 1
+    assert '--output names the network file written from a training checkpoint' in capsys.readouterr().err
