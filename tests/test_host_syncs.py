@@ -188,7 +188,8 @@ def mkdnet_tracker(network_file: str, margin):
     (localisation, refinement, memory update: the classifier's thresholds of bench/tracking_fps.py)."""
     from pytracking.parameter.mkdnet import mkdnet as mkdnet_parameters
     from pytracking.tracker.mkdnet import MKDNet
-    params = mkdnet_parameters.parameters(use_gpu=True, net_path=network_file)
+    params = mkdnet_parameters.parameters(use_gpu=False, net_path=network_file)
+    params.use_gpu = True                  # the tracker's tensors on the (simulated) device
     params.target_not_found_threshold = -math.inf
     params.distractor_threshold = params.hard_negative_threshold = math.inf
     params.iou_window_margin = margin

@@ -317,7 +317,7 @@ def test_use_gpu_follows_the_machine_unless_set(parameter_name, monkeypatch):
             assert params.use_gpu is chosen and params.net.use_gpu is chosen
 
 
-def test_network_wrapper_without_cuda_keeps_the_network_on_the_cpu(pytracking_env, monkeypatch, capsys):
+def test_network_wrapper_asked_for_cuda_without_one_names_the_file_and_the_fix(pytracking_env, monkeypatch):
     from ltr_plugins import release_checkpoint
     from pytracking_plugins.features.net_wrappers import MKDNetNetwork
     if torch.cuda.is_available():
@@ -326,10 +326,11 @@ def test_network_wrapper_without_cuda_keeps_the_network_on_the_cpu(pytracking_en
     torch.save({'net': TinyStudent().state_dict()}, path)
     load = release_checkpoint.load_release_student
     monkeypatch.setattr(release_checkpoint, 'load_release_student', lambda p: load(p, net=TinyStudent()))
-    wrapper = MKDNetNetwork(path, use_gpu=True, checkpoint_format='release')   # as parameters(use_gpu=True) makes it
-    wrapper.initialize()
-    assert wrapper.use_gpu is False and next(wrapper.net.parameters()).device.type == 'cpu'
-    assert 'No CUDA device: keeping tiny.pth.tar on the CPU.' in capsys.readouterr().out
+    wrapper = MKDNetNetwork(path, use_gpu=True, checkpoint_format='release')
+    with pytest.raises(RuntimeError) as error:
+        wrapper.initialize()
+    assert str(error.value) == ('{}: use_gpu=True, but PyTorch sees no CUDA device; build the parameters with '
+                                'use_gpu=None (CUDA when the machine has it) or use_gpu=False'.format(path))
 
 
 # ------------------------------------------------------------------------------------------------ network files

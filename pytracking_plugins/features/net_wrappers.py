@@ -55,7 +55,8 @@ class MKDNetNetwork(NetWithBackbone):
 
     args:
         net_path: file name in pytracking's network folder, or an absolute path.
-        use_gpu: move the network to CUDA; without a CUDA device it stays on the CPU (and says so).
+        use_gpu: move the network to CUDA (an error without a CUDA device; run through pytracking's Tracker, patch 06
+            sets it to False first).
         checkpoint_format: 'network' (pytracking network file) or 'release' (the authors' released file).
         **kwargs: as ``NetWithBackbone`` (image_format, mean, std; constructor overrides for 'network' files).
     """
@@ -126,8 +127,10 @@ class MKDNetNetwork(NetWithBackbone):
                 raise NetworkFileError('{} does not load as a pytracking network file: {}: {}. {}'.format(
                     path, type(error).__name__, error, RELEASE_HINT), foreign=True) from None
         if self.use_gpu and not torch.cuda.is_available():
-            print('No CUDA device: keeping {} on the CPU.'.format(os.path.basename(path)))
-            self.use_gpu = False
+            # The one CPU fallback is pytracking's Tracker.get_parameters (patch 06), which sets use_gpu = False
+            # before anything loads; a wrapper asked for CUDA outside it is a mistake to name, not to paper over.
+            raise RuntimeError('{}: use_gpu=True, but PyTorch sees no CUDA device; build the parameters with '
+                               'use_gpu=None (CUDA when the machine has it) or use_gpu=False'.format(path))
         if self.use_gpu:
             self.cuda()
         self.eval()
