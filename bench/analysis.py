@@ -3,20 +3,10 @@ under both protocols (paper and toolkit), with the bootstrap intervals and paire
 
     .venv/bin/python bench/analysis.py [--trackers 25] [--sequences 434] [--work DIR] [--keep]
 
-Data (made once per work folder, not timed): synthetic annotations only (no images), 434 sequences whose lengths
-follow LaTOT's Table I (min 21, max 4,632, mean 501, 217.7K frames in all); per tracker one result file per
-sequence, the ground truth perturbed with tracker-specific jitter, drift and lost-target stretches. Half the
-trackers are pytracking result folders (tab-separated, two decimals), half external folders (comma-separated).
-
-Timed:
-- cold: reading the ground truth, reading and parsing every result file, scoring, the confidence intervals and
-  every paired comparison (1000 bootstrap resamples), with no cache (target <= 30 s), for each protocol;
-- warm: the same again, answered from the cache;
-- report: plots (PNG + PDF), per-sequence CSV, Markdown report and JSON of the cold evaluation.
-
-Also printed: how far the toolkit protocol's scores are from the paper protocol's on this data (where the target
-leaves the view, the synthetic annotation is 0,0,0,0 and the frame is flagged absent), and how many trackers change
-rank.
+Data (made once per work folder, not timed): synthetic annotations whose lengths follow LaTOT's Table I, and per
+tracker perturbed result files, half as pytracking result folders, half as external ones. Timed per protocol: cold
+(reading, parsing, scoring, intervals and paired comparisons, no cache; target <= 30 s), warm (from the cache) and
+the report's files. Also printed: how far the toolkit protocol's scores are from the paper's, and rank changes.
 """
 import argparse
 import os
