@@ -3,20 +3,10 @@ under both protocols (paper and toolkit), with the bootstrap intervals and paire
 
     .venv/bin/python bench/analysis.py [--trackers 25] [--sequences 434] [--work DIR] [--keep]
 
-Data (made once per work folder, not timed): synthetic annotations only (no images), 434 sequences whose lengths
-follow LaTOT's Table I (min 21, max 4,632, mean 501, 217.7K frames in all); per tracker one result file per
-sequence, the ground truth perturbed with tracker-specific jitter, drift and lost-target stretches. Half the
-trackers are pytracking result folders (tab-separated, two decimals), half external folders (comma-separated).
-
-Timed:
-- cold: reading the ground truth, reading and parsing every result file, scoring, the confidence intervals and
-  every paired comparison (1000 bootstrap resamples), with no cache (target <= 30 s), for each protocol;
-- warm: the same again, answered from the cache;
-- report: plots (PNG + PDF), per-sequence CSV, Markdown report and JSON of the cold evaluation.
-
-Also printed: how far the toolkit protocol's scores are from the paper protocol's on this data (where the target
-leaves the view, the synthetic annotation is 0,0,0,0 and the frame is flagged absent), and how many trackers change
-rank.
+Data (made once per work folder, not timed): synthetic annotations whose lengths follow LaTOT's Table I, and per
+tracker perturbed result files, half as pytracking result folders, half as external ones. Timed per protocol: cold
+(reading, parsing, scoring, intervals and paired comparisons, no cache; target <= 30 s), warm (from the cache) and
+the report's files. Also printed: how far the toolkit protocol's scores are from the paper's, and rank changes.
 """
 import argparse
 import os
@@ -24,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -140,6 +131,97 @@ def load_sequences(root: str, names) -> list:
     return sequences
 
 
+def _uncertainty(evaluation) -> None:
+    """The bootstrap intervals and every paired comparison, as the timings include them."""
+    evaluation.intervals()
+    for metric in evaluation.metrics:
+        evaluation.paired_comparisons(metric)
+
+
+def _sources(layout: dict) -> list:
+    sources = [s for name in layout['pytracking']
+               for s in pytracking_sources(name, 'default', results_path=layout['results_path'])]
+    return sources + [folder_source(folder) for folder in layout['external']]
+
+
+def _timed_runs(layout: dict, sources: list, output_dir: str) -> SimpleNamespace:
+    """The timed runs, from a cold cache: paper protocol, toolkit protocol, warm paper protocol, report."""
+    cache = os.path.join(output_dir, CACHE_FILE_NAME)
+    if os.path.exists(cache):
+        os.remove(cache)
+    run = SimpleNamespace()
+    started = time.perf_counter()
+    run.sequences = load_sequences(layout['root'], layout['names'])
+    flags = load_flags(layout['root'], layout['names'])
+    run.truth_seconds = time.perf_counter() - started
+    run.cold = latot_scoring.evaluate(sources, run.sequences, output_dir=output_dir, attributes=flags, verbose=False)
+    run.cold.attribute_scores()
+    scoring_seconds = time.perf_counter() - started
+    _uncertainty(run.cold)
+    run.cold_seconds = time.perf_counter() - started
+    run.bootstrap_seconds = run.cold_seconds - scoring_seconds
+
+    started = time.perf_counter()
+    run.toolkit = latot_scoring.evaluate(sources, load_sequences(layout['root'], layout['names']),
+                                         output_dir=output_dir, attributes=load_flags(layout['root'], layout['names']),
+                                         verbose=False, protocol='toolkit')
+    run.toolkit.attribute_scores()
+    _uncertainty(run.toolkit)
+    run.toolkit_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    warm = latot_scoring.evaluate(sources, load_sequences(layout['root'], layout['names']),
+                                  output_dir=output_dir, attributes=load_flags(layout['root'], layout['names']),
+                                  verbose=False)
+    run.warm_seconds = time.perf_counter() - started
+    assert warm.scores() == run.cold.scores()
+
+    started = time.perf_counter()
+    run.written = report.write_report(run.cold, output_dir)
+    run.written.append(report.write_json(run.cold, os.path.join(output_dir, 'scores.json')))
+    run.report_seconds = time.perf_counter() - started
+    return run
+
+
+def _print_protocol_differences(cold, toolkit) -> None:
+    """How far the toolkit protocol's scores are from the paper protocol's, and how many ranks differ."""
+    paper_scores, toolkit_scores = cold.scores(), toolkit.scores()
+    for metric in ('PR', 'NPR', 'SR'):
+        differences = np.array([toolkit_scores[label][metric] - paper_scores[label][metric]
+                                for label in cold.labels])
+        moved = sum(a != b for a, b in zip(cold.ranking(metric), toolkit.ranking(metric)))
+        print('toolkit - paper {}: {:+.3f} to {:+.3f} (mean {:+.3f}); {} of {} ranks differ'.format(
+            metric, differences.min(), differences.max(), differences.mean(), moved, len(cold.labels)))
+    npr_area = np.array([toolkit_scores[label]['NPR_AUC'] - paper_scores[label]['NPR'] for label in cold.labels])
+    print('toolkit NPR_AUC - paper NPR (same definition, toolkit frame rules): {:+.3f} to {:+.3f}'.format(
+        npr_area.min(), npr_area.max()))
+
+
+def _print_results(run: SimpleNamespace, sources: list) -> None:
+    cold, sequences = run.cold, run.sequences
+    frames = int(cold.num_frames.sum())
+    print('{} trackers x {} sequences ({:,} frames each; min {}, max {}, mean {:.0f})'.format(
+        len(sources), len(sequences), frames, int(cold.num_frames.min()), int(cold.num_frames.max()),
+        frames / len(sequences)))
+    print('cold scoring, paper protocol: {:.2f} s (of which reading the ground truth and flags {:.2f} s, the '
+          'bootstrap intervals and {} paired comparisons x {} scores {:.2f} s) -> {:,.0f} tracker-frames/s; '
+          'target <= {:.0f} s: {}'.format(
+              run.cold_seconds, run.truth_seconds, len(sources) * (len(sources) - 1) // 2, len(cold.metrics),
+              run.bootstrap_seconds, len(sources) * frames / run.cold_seconds, TARGET_SECONDS,
+              'met' if run.cold_seconds <= TARGET_SECONDS else 'MISSED'))
+    print('cold scoring, toolkit protocol (with intervals and comparisons): {:.2f} s; target <= {:.0f} s: '
+          '{}'.format(run.toolkit_seconds, TARGET_SECONDS,
+                      'met' if run.toolkit_seconds <= TARGET_SECONDS else 'MISSED'))
+    _print_protocol_differences(cold, run.toolkit)
+    widths = np.array([high - low for label in cold.labels for low, high in [cold.intervals()[label]['SR']]])
+    print('paper SR 95% interval half-widths: {:.3f} to {:.3f}'.format(widths.min() / 2, widths.max() / 2))
+    print('warm (cached) scoring: {:.2f} s'.format(run.warm_seconds))
+    print('report (plots in PNG + PDF, CSV, Markdown, JSON): {:.2f} s, {} files'.format(
+        run.report_seconds, len(run.written)))
+    best = cold.ranking('SR')[0]
+    print('best tracker {}: {}'.format(best, {k: round(v, 3) for k, v in cold.scores()[best].items()}))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--trackers', type=int, default=25)
@@ -152,80 +234,10 @@ def main() -> int:
     work = args.work or tempfile.mkdtemp(prefix='latot_bench_')
     try:
         layout = make_data(os.path.join(work, 'data'), args.sequences, args.trackers, args.seed)
-        sources = [s for name in layout['pytracking']
-                   for s in pytracking_sources(name, 'default', results_path=layout['results_path'])]
-        sources += [folder_source(folder) for folder in layout['external']]
-        output_dir = os.path.join(work, 'report')
-        cache = os.path.join(output_dir, CACHE_FILE_NAME)
-        if os.path.exists(cache):
-            os.remove(cache)
-
-        def uncertainty(evaluation):
-            evaluation.intervals()
-            for metric in evaluation.metrics:
-                evaluation.paired_comparisons(metric)
-
-        started = time.perf_counter()
-        sequences = load_sequences(layout['root'], layout['names'])
-        flags = load_flags(layout['root'], layout['names'])
-        truth_seconds = time.perf_counter() - started
-        cold = latot_scoring.evaluate(sources, sequences, output_dir=output_dir, attributes=flags, verbose=False)
-        cold.attribute_scores()
-        scoring_seconds = time.perf_counter() - started
-        uncertainty(cold)
-        cold_seconds = time.perf_counter() - started
-        bootstrap_seconds = cold_seconds - scoring_seconds
-
-        started = time.perf_counter()
-        toolkit = latot_scoring.evaluate(sources, load_sequences(layout['root'], layout['names']),
-                                         output_dir=output_dir, attributes=load_flags(layout['root'], layout['names']),
-                                         verbose=False, protocol='toolkit')
-        toolkit.attribute_scores()
-        uncertainty(toolkit)
-        toolkit_seconds = time.perf_counter() - started
-
-        started = time.perf_counter()
-        warm = latot_scoring.evaluate(sources, load_sequences(layout['root'], layout['names']),
-                                      output_dir=output_dir, attributes=load_flags(layout['root'], layout['names']),
-                                      verbose=False)
-        warm_seconds = time.perf_counter() - started
-        assert warm.scores() == cold.scores()
-
-        started = time.perf_counter()
-        written = report.write_report(cold, output_dir)
-        written.append(report.write_json(cold, os.path.join(output_dir, 'scores.json')))
-        report_seconds = time.perf_counter() - started
-
-        frames = int(cold.num_frames.sum())
-        print('{} trackers x {} sequences ({:,} frames each; min {}, max {}, mean {:.0f})'.format(
-            len(sources), len(sequences), frames, int(cold.num_frames.min()), int(cold.num_frames.max()),
-            frames / len(sequences)))
-        print('cold scoring, paper protocol: {:.2f} s (of which reading the ground truth and flags {:.2f} s, the '
-              'bootstrap intervals and {} paired comparisons x {} scores {:.2f} s) -> {:,.0f} tracker-frames/s; '
-              'target <= {:.0f} s: {}'.format(
-                  cold_seconds, truth_seconds, len(sources) * (len(sources) - 1) // 2, len(cold.metrics),
-                  bootstrap_seconds, len(sources) * frames / cold_seconds, TARGET_SECONDS,
-                  'met' if cold_seconds <= TARGET_SECONDS else 'MISSED'))
-        print('cold scoring, toolkit protocol (with intervals and comparisons): {:.2f} s; target <= {:.0f} s: '
-              '{}'.format(toolkit_seconds, TARGET_SECONDS, 'met' if toolkit_seconds <= TARGET_SECONDS else 'MISSED'))
-        paper_scores, toolkit_scores = cold.scores(), toolkit.scores()
-        for metric in ('PR', 'NPR', 'SR'):
-            differences = np.array([toolkit_scores[label][metric] - paper_scores[label][metric]
-                                    for label in cold.labels])
-            moved = sum(a != b for a, b in zip(cold.ranking(metric), toolkit.ranking(metric)))
-            print('toolkit - paper {}: {:+.3f} to {:+.3f} (mean {:+.3f}); {} of {} ranks differ'.format(
-                metric, differences.min(), differences.max(), differences.mean(), moved, len(cold.labels)))
-        npr_area = np.array([toolkit_scores[label]['NPR_AUC'] - paper_scores[label]['NPR'] for label in cold.labels])
-        print('toolkit NPR_AUC - paper NPR (same definition, toolkit frame rules): {:+.3f} to {:+.3f}'.format(
-            npr_area.min(), npr_area.max()))
-        widths = np.array([high - low for label in cold.labels for low, high in [cold.intervals()[label]['SR']]])
-        print('paper SR 95% interval half-widths: {:.3f} to {:.3f}'.format(widths.min() / 2, widths.max() / 2))
-        print('warm (cached) scoring: {:.2f} s'.format(warm_seconds))
-        print('report (plots in PNG + PDF, CSV, Markdown, JSON): {:.2f} s, {} files'.format(
-            report_seconds, len(written)))
-        best = cold.ranking('SR')[0]
-        print('best tracker {}: {}'.format(best, {k: round(v, 3) for k, v in cold.scores()[best].items()}))
-        return 0 if max(cold_seconds, toolkit_seconds) <= TARGET_SECONDS else 1
+        sources = _sources(layout)
+        run = _timed_runs(layout, sources, os.path.join(work, 'report'))
+        _print_results(run, sources)
+        return 0 if max(run.cold_seconds, run.toolkit_seconds) <= TARGET_SECONDS else 1
     finally:
         if not args.work and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -3,16 +3,10 @@
     .venv/bin/python bench/ddp_scaling.py [--processes 1 2 4] [--device cpu|cuda] [--batch-per-process 2]
                                           [--feature-sz 8] [--steps 3] [--warmup 1]
 
-For each process count N it starts N processes as torchrun would (gloo on the CPU, NCCL with one GPU per process)
-and times full MKDNet training steps of the ``mkdnet`` recipe (degradation, teacher, student, discriminators, the
-joint optimizer step, gradients all-reduced by DDP; random initialisation) on one batch of Super-DiMP's processing
-of synthetic sequences per process, ``--batch-per-process`` sequences each (weak scaling: the global batch grows
-with N). Samples per second = N x batch x steps / the slowest process's time; printed with its ratio to one process.
-
-On the CPU each process runs ``--threads-per-process`` threads (default 1: a core plays the part of a GPU), so the
-ratio against N is the scaling efficiency as on GPUs, where each process has its own device; on a machine shared
-with other work, or with fewer cores than N x threads, the processes compete and the ratio says so too. The default crops are the smoke setting's 128 px (``--feature-sz 22``
-for Super-DiMP's 352 px).
+For each N it starts N processes as torchrun would and times full training steps of the ``mkdnet`` recipe on one
+batch per process (weak scaling: the global batch grows with N); samples per second use the slowest process's time
+and are printed with their ratio to one process. On the CPU each process runs ``--threads-per-process`` threads
+(default 1: a core plays a GPU), so the ratio reads as the scaling efficiency on GPUs; a shared machine lowers it.
 """
 import argparse
 import os

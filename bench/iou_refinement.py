@@ -3,15 +3,10 @@ decide the MKDNet tracker's default there (``params.iou_window_margin``).
 
     .venv/bin/python bench/iou_refinement.py [--device cuda|cpu] [--repeats 30] [--warmup 3]
 
-DiMP refines ten boxes by ten gradient steps through ATOM's IoU-net; MKDNet computes the same in a window of the IoU
-feature maps (``pytracking_plugins/iou_window.py``). Both trackers refine the same boxes on the same features:
-Super-DiMP's IoU-net (random weights and BatchNorm statistics) on the backbone features of one 352-px crop (44 x 44 x
-512 and 22 x 22 x 1024, random), its modulation from a target a sixth of the crop, DiMP's nine random boxes around
-it. One refinement is ``refine_boxes`` as the tracker calls it, from the boxes on the host to the refined boxes back
-on the host (its last copy waits for the device), timed alternately, the medians compared.
-
-The default for the device (``CPU_IOU_WINDOW_MARGIN`` on the CPU, None -- the whole map -- on a GPU) must be the
-faster of the two: exit status 1 when the other one takes less than ``1 - TOLERANCE`` of its time.
+Both refine DiMP's boxes around a target a sixth of the crop by ten gradient steps through Super-DiMP's IoU-net
+(random weights) on random backbone features of one 352-px crop; one refinement is ``refine_boxes`` as the tracker
+calls it, from host to host, timed alternately, medians compared. Exit status 1 when the device's default
+(``CPU_IOU_WINDOW_MARGIN`` on the CPU, the whole map on a GPU) takes longer than the other over ``1 - TOLERANCE``.
 """
 import argparse
 import os

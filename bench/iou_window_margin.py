@@ -4,20 +4,10 @@ tracking time, and the boxes against the stock refinement, for each margin.
     .venv/bin/python bench/iou_window_margin.py [--tracker NAME PARAMETER] [--dataset latot_test | --demo FOLDER]
                                                 [--sequences 8] [--margins 0.05 0 0.25] [--threads N]
 
-``--tracker NAME PARAMETER`` is a pytracking tracker that runs MKDNet's tracker class (default ``mkdnet mkdnet``,
-the student network your ``local.py`` points at), tracking ``--dataset``; ``--demo FOLDER`` tracks the networks
-and test split that ``mkdnet-demo --folder FOLDER`` wrote instead (default parameter ``demo_mkdnet``;
-``demo_teacher`` and ``demo_baseline`` are its other two).
-
-The tracker refines its boxes in a window of the IoU feature maps (``pytracking_plugins/iou_window.py``) that
-starts ``params.iou_window_margin`` box sizes beyond the starting boxes and grows when a box reaches beyond it.
-Inside any window the features are the whole map's, so the margin changes the speed, never the boxes: this bench
-shows both. Each margin tracks the same sequences through pytracking's ``Tracker.run_sequence``, seeded alike, and
-so does the stock refinement on the whole map (margin None, DiMP's own). Printed per margin: the refinements, how
-often a map's window grew (once per map and step that outgrew it), the refinements run on the whole map (a box that
-was not finite), the process CPU time of
-the tracking, and the largest difference of any box to the stock refinement's. Random weights barely move the
-boxes, so the margin is only worth choosing with trained networks.
+The margin (``params.iou_window_margin``) changes the speed, never the boxes: each margin and the stock refinement
+(margin None) track the same sequences through ``Tracker.run_sequence``, seeded alike, and the bench prints per
+margin the refinements, window growths, whole-map refinements, the tracking's CPU time and the largest box
+difference to the stock refinement. Random weights barely move the boxes: choose the margin with trained networks.
 """
 import argparse
 import contextlib

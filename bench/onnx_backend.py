@@ -3,20 +3,11 @@ Super-DiMP's crop size (352 px) and at the demo's (96 px).
 
     .venv/bin/python bench/onnx_backend.py [--frames 40] [--repeats 3] [--threads N] [--sizes 352 96]
 
-Per size, a Super-DiMP network with random weights (ResNet-50 to layer3 at 352 px; the demo's ResNet-18 at 96 px;
-speed does not depend on the weights' values) is saved as ``mkdnet.pth.tar`` and exported with ``mkdnet-export
---onnx``; the tracker then runs it with the parameter files ``mkdnet`` (backend 'pytorch') and ``mkdnet_onnx``
-(backend 'onnxruntime'), with the crop size set, on the same synthetic 640x360 tiny-object sequence. Both run
-through ``bench/tracking_fps.py``'s lockstep: frame by frame in alternating order, each backend with its own random
-stream, ``--repeats`` times after a warm-up; every repeat does identical work, so each frame's minimum over the
-repeats ("best") is its cost without other processes' share, and the ratio uses "best" (medians are printed too).
-As there, every frame is made 'normal' (random weights would otherwise lose the target at once), so every frame
-runs the regular path: backbone, classification, localisation, IoU-net refinement, model update.
-
-Printed per size: FPS of both backends (pytracking's: frames / total time, the first frame's initialisation
-included; and per tracked frame), the first frame's time, the ratio onnxruntime / PyTorch (target >= 1.3 at 352 px
-on a 2-core CPU), the largest box difference between the backends (float rounding), and the load average: on a
-shared machine trust "best", not the medians.
+Per size, a Super-DiMP network with random weights is exported with ``mkdnet-export --onnx`` and tracked with the
+parameter files ``mkdnet`` and ``mkdnet_onnx`` on one synthetic sequence, in ``bench/tracking_fps.py``'s lockstep
+(every frame 'normal'; each frame's minimum over ``--repeats`` is its "best"). Printed per size: both FPS, the first
+frame's time, the ratio onnxruntime / PyTorch of "best" (target :data:`RATIO_TARGET` at 352 px), the largest box
+difference and the load average.
 """
 import argparse
 import contextlib
@@ -38,7 +29,7 @@ from tracking_fps import best_of, lockstep, make_sequence, make_tracker  # noqa:
 
 BACKENDS = (('PyTorch', 'mkdnet'), ('onnxruntime', 'mkdnet_onnx'))
 BACKBONES = {352: 'resnet50', 96: 'resnet18'}
-RATIO_TARGET = 1.3          # onnxruntime / PyTorch FPS at 352 px on a 2-core CPU (issue #20)
+RATIO_TARGET = 1.3          # onnxruntime / PyTorch FPS at 352 px on a 2-core CPU
 EVERY_FRAME_NORMAL = {'target_not_found_threshold': -float('inf'), 'distractor_threshold': float('inf'),
                       'hard_negative_threshold': float('inf')}
 

@@ -1,25 +1,13 @@
 """Benchmark: PrRoIPool (ltr_plugins.prroi_pool) against torchvision.ops.roi_align on DiMP-shaped inputs.
 
-Times forward + backward. PrRoIPool gets gradients for the features AND the RoI coordinates (as DiMP's IoU-net
-needs); roi_align has no gradient for boxes, so it is timed with only the features requiring grad (which favours
-roi_align). roi_align uses sampling_ratio=2, aligned=False and the same boxes and output size.
-
-Cases: layer2 [B, 256, 44, 44] pooled 5x5 at 1/8 and layer3 [B, 256, 22, 22] pooled 3x3 at 1/16, with 3*B*128 RoIs
-(boxes inside a 352-px image, widths/heights 10-200 px, spread evenly over the B maps); ``--channels`` and ``--rois``
-change the 256 and the number of RoIs (``bench/gpu_check.sh --device cpu`` runs the Triton kernel in Triton's
-interpreter, ``TRITON_INTERPRET=1``, at tiny sizes: its times there say nothing about a GPU).
-
-Then, on one feature map (tracking: DiMP's box refinement pools ten boxes on one search crop), the two strategies
-of the pure-PyTorch implementation, forward + backward with respect to the boxes: 'taps' (a weighted gather per bin)
-and 'window' (one matrix product over the window of cells all boxes touch), for boxes clustered as the refinement's
-and spread over the crop, with the window's area over the largest bin's and the strategy 'auto' picks (it takes
-'window' up to ``WINDOW_AREA_FACTOR`` times the largest bin).
+Forward + backward: PrRoIPool with gradients for the features and the RoI coordinates (as DiMP's IoU-net needs),
+roi_align (sampling_ratio=2, aligned=False, same boxes and output size) for the features only, which favours it.
+Cases: layer2 [B, 256, 44, 44] pooled 5x5 at 1/8 and layer3 [B, 256, 22, 22] pooled 3x3 at 1/16, 3*B*128 RoIs.
+Then, on one map as in DiMP's box refinement, the pure-PyTorch strategies 'taps' and 'window' for clustered and
+spread boxes, and the one 'auto' picks. Busy machines slow multi-threaded ops most: check the printed load averages.
 
     python bench/prroi_pool.py [--batch-sizes 2 8] [--repeats 7] [--warmup 2] [--device cpu] [--threads N]
                                [--backend torch|auto|triton|cuda] [--channels 256] [--rois K] [--max-ratio 2]
-
-On a machine shared with other busy processes, multi-threaded ops suffer far more than roi_align's single-threaded
-CPU kernels (every parallel region waits for its slowest thread): check the load averages printed with the table.
 """
 import argparse
 import os

@@ -2,44 +2,12 @@
 
     .venv/bin/python bench/tracking_fps.py [--frames 60] [--repeats 3] [--threads N] [--device cpu|cuda]
 
-Both trackers are pytracking's own (``dimp super_dimp`` and ``mkdnet mkdnet``, made by ``Tracker.create_tracker`` from
-their parameter files' ``parameters()``) on the same synthetic 640x360 tiny-object sequence, with the same randomly
-initialised Super-DiMP weights saved as each one's network file (speed does not depend on the weights' values; no
-trained network is needed). Printed:
-
-- MKDNet FPS / Super-DiMP FPS (target >= 0.95): MKDNet must cost nothing over its baseline;
-- MKDNet FPS / backbone-bound rate (target >= 0.6 on CPU): the backbone-bound rate is 1 / the time of one backbone
-  forward on one 1x3x352x352 search crop (ResNet-50 up to layer3, exactly as the tracker calls it), the speed of a
-  tracker that did nothing but extract features from one crop per frame;
-- where MKDNet's time per tracked frame goes (profiled runs), and the convolution work of a frame.
-
-FPS is given as pytracking prints it (frames / total time, the first frame's initialisation included) and per
-tracked frame (frames 2..N), the rate the backbone bound is comparable with. Frame times are taken as pytracking's
-``Tracker.run_sequence`` takes them (the tracker's own initialisation time, then the wall time of each ``track``
-call; image decoding excluded), but the two trackers run in lockstep, frame by frame, in alternating order, each
-with its own random-number stream, and one backbone forward is timed after every frame (``torch.utils.benchmark``'s
-``Timer``, after its warm-up runs): a slow spell of the machine then hits both trackers and the backbone alike, so
-the ratios stay sound on a shared machine. The lockstep run is repeated ``--repeats`` times after a warm-up; every
-repeat does identical work (same weights, same seeds: the bench checks that every repeat of a tracker gives
-identical boxes), so each frame's minimum over the repeats ("best") is its cost without other processes' share. The
-ratios use "best"; medians are printed too.
-
-MKDNet's tracker is Super-DiMP's with the box refinement computed in a window around the boxes
-(``pytracking_plugins/iou_window.py``): the same boxes to float rounding (the bench prints the largest difference),
-in less time. The breakdown shows where the time goes, how often a box reached beyond its window (the window then
-grows) and how many refinements were redone on the whole map (a box that is not finite). It comes from runs under
-``torch.profiler`` with Python call events (``with_stack``): the bench puts each ``track`` call in a
-``record_function`` range, and a stage's time in a frame is that of the profiler's events for the stage's functions
-(:func:`stage_functions`) within that range; nothing of pytracking or torch is replaced. The profiler's own cost
-per call and operator is in these times, so they run somewhat above the unprofiled ones.
-
-With random weights the classifier's scores are meaningless: under Super-DiMP's thresholds the tracker declares the
-target lost in most frames (and skips the IoU-net refinement and the model update) or sees distractors everywhere.
-To time the work a trained network does while it follows its target, the bench makes every frame 'normal' for
-both trackers (``target_not_found_threshold`` -inf, ``distractor_threshold`` and ``hard_negative_threshold`` +inf;
-``--stock-thresholds`` keeps Super-DiMP's values), so every frame runs the regular path: crop sampling, backbone,
-classification, localisation, IoU-net refinement (10 gradient steps through PrRoIPool for 10 boxes), memory update
-and, every 20 frames, the target model optimisation.
+pytracking's ``dimp super_dimp`` and ``mkdnet mkdnet`` track one synthetic tiny-object sequence with the same random
+Super-DiMP weights, in lockstep (frame by frame, alternating, a backbone forward timed after each frame) so that a
+slow spell hits all alike; each frame's minimum over ``--repeats`` identical runs ("best") gives the ratios. Printed:
+MKDNet / Super-DiMP FPS, MKDNet / the backbone-bound rate (one backbone forward on a 352-px crop per frame), and
+where a frame's time goes (``torch.profiler`` runs). Every frame is made 'normal' (random weights would lose the
+target), so each runs the regular path; ``--stock-thresholds`` keeps Super-DiMP's thresholds.
 """
 import argparse
 import bisect

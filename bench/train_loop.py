@@ -4,22 +4,10 @@
                                          [--backbone resnet50] [--num-workers 4] [--mixed-precision fp16|bf16|none]
                                          [--max-syncs N]
 
-What ``run_training.py mkdnet <setting>`` runs, on synthetic sequences (the smoke setting's) with random weights:
-the recipe's loaders (worker processes; on CUDA pinned batches, ``settings.pin_memory``), MKDNet's trainer (batches
-copied without blocking, the actor with degradation, teacher, student and discriminators, one backward, the joint
-optimizer with fp16's gradient scaler, per-iteration statistics and tensorboard), a checkpoint after every epoch,
-and a second run that resumes from epoch 1's checkpoint. Printed:
-
-- seconds per training iteration (epoch 2, after the warm-up epoch; on CUDA ending with a synchronisation);
-- host syncs per training iteration in epoch 2: on CUDA the synchronising CUDA runtime calls of a profiler trace
-  of the epoch's loop (``ltr_plugins.host_syncs.profiled_syncs``); on the CPU those ``SimulatedCuda`` records, the
-  code running as on a GPU (PrRoIPool then runs its pure-PyTorch implementation, which reads once per call; the
-  Triton kernels of a GPU read nothing);
-- the resumed run: the epoch it went on from, the gradient scaler's scale, and its weights against the
-  uninterrupted run's after epoch 2 (bit for bit on the CPU; on a GPU atomic adds make the last bits vary).
-
-Exit status 1 when the syncs per iteration exceed ``--max-syncs`` (default: the budget of a training step in
-tests/test_host_syncs.py, plus the syncs of fp16's gradient scaler) or the resume does not go on from the checkpoint.
+What ``run_training.py mkdnet <setting>`` runs, on synthetic sequences with random weights, then a second run resumed
+from epoch 1's checkpoint. Printed: seconds and host syncs per iteration in epoch 2 (on CUDA from a profiler trace,
+on the CPU from ``SimulatedCuda``), and the resumed run against the uninterrupted one. Exit status 1 when the syncs
+exceed ``--max-syncs`` or the resume does not go on from the checkpoint.
 """
 import argparse
 import os

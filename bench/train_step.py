@@ -3,32 +3,11 @@
     .venv/bin/python bench/train_step.py [--device cpu|cuda] [--batch-size N] [--feature-sz 22] [--steps 5]
                                          [--warmup 1] [--max-ratio 1.45] [--mixed-precision bf16|fp16]
 
-A step is what ltr's trainer does per batch: the actor's forward and losses, ``zero_grad``, ``backward`` and the
-optimizer step(s). Stock: ``KLDiMPActor`` on Super-DiMP (dimpnet50) with Super-DiMP's loss weights and Adam groups.
-MKDNet: ``MKDNetActor`` as the ``mkdnet`` train setting builds it (degradation, fixed teacher forward, student,
-both discriminators, the joint optimizer step), the student a copy of the stock network. Both networks are randomly
-initialised (no download; weights do not change the cost), and both get the very same batch: one batch of
-Super-DiMP's processing (KLDiMPProcessing, 128 proposals per test frame, 3 train + 3 test frames) of synthetic
-sequences written to a temporary folder.
-
-Sizes: Super-DiMP's 352-px crops by default (the ratio depends on the crop size: the discriminators' cost grows
-with the number of proposals, the networks' with the pixels); batch 20 on CUDA as Super-DiMP trains, 2 on the CPU
-(every cost grows linearly with the batch, so the ratio hardly depends on it).
-
-Timing: after ``--warmup`` steps of each, ``--steps`` rounds that run one stock step and one MKDNet step back to
-back (so a load change on the machine hits both alike); medians are compared. Each step is timed once, with its
-process CPU time and peak memory, in that alternation: what ``torch.utils.benchmark.Timer``, which times one
-statement in blocks of its own, does not do. On CUDA every step ends with a synchronisation. On the CPU the
-process's CPU time per step is reported too: on a machine shared with other work it is the steadier measure of
-the work a step does. The target is a wall-time ratio <= 1.45. The teacher adds one forward pass without
-backward, so the ratio cannot go below (Super-DiMP step + teacher forward) / Super-DiMP step (about 1.33 where a
-backward pass costs two forward passes): every round also times the teacher's forward alone (with
-``torch.utils.benchmark.Timer``), and this floor is printed next to the ratio. ``--max-ratio`` makes the exit
-status 1 above it.
-
-``--mixed-precision bf16|fp16`` times both networks in float32 and in that mixed precision (autocast forward,
-PrRoIPool and losses in float32, a gradient scaler for fp16: ``settings.mixed_precision``), and prints each one's
-mixed/float32 time ratio; on CUDA the peak memory of every step is printed as well.
+A step is the actor's forward and losses, ``zero_grad``, ``backward`` and the optimizer step(s): ``KLDiMPActor`` on
+Super-DiMP against ``MKDNetActor`` as the ``mkdnet`` setting builds it, random weights, one synthetic batch for both.
+Rounds run the two back to back and the medians are compared (on the CPU process CPU time too). The teacher's extra
+forward sets a floor under the ratio, printed beside it; ``--max-ratio`` makes the exit status 1 above it.
+``--mixed-precision`` also times both in that precision and prints mixed / float32.
 """
 import argparse
 import copy

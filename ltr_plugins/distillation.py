@@ -1,20 +1,12 @@
 """MKDNet's loss terms (paper Eqs. 2, 5-11) as small pure functions of tensors.
 
-Conventions, fixed here once:
-
-* Samples. A feature-level sample is the RoI feature of one proposal of one test frame (every one of the 128
-  proposals of every valid test frame counts); a score-level sample is one test frame's score map; an IoU-level
-  sample is one proposal's IoU prediction.
-* Means, not sums. Eqs. 5-8 are written as sums or 1/N-averages over samples of L1 norms. Here every term is the
-  mean over samples and over the elements of a sample (``torch.nn.L1Loss`` / ``BCELoss`` with their default
-  ``reduction='mean'``), so that no term grows with the batch size, the number of proposals or the feature size,
-  and the weights of Eq. 11 keep one meaning whatever those are.
-* Two RoI branches (layer2 and layer3). L_cons, L_gen and L_dis are the sum of their per-branch values: each
-  branch is distilled in its own right, with its own discriminator.
-* Discriminator outputs are taken as logits z (D = sigmoid(z)): -log D = softplus(-z) and -log(1 - D) = softplus(z),
-  the BCE of Eq. 5 without the sigmoid's saturation to log(0).
-* L_gen is the non-saturating generator loss of Eq. 5, -mean log D(S), not the minimax mean log(1 - D(S)).
-* RDM (Eqs. 9-10) is a detached scalar per batch: it scales the distillation terms, it is not trained through.
+Conventions: a feature-level sample is one proposal's RoI feature (all 128 proposals of every valid test frame), a
+score-level sample one test frame's score map, an IoU-level sample one proposal's IoU prediction. Every term is a mean
+over samples and their elements, not a sum, so that no term grows with the batch, the proposals or the feature size
+and Eq. 11's weights keep one meaning. L_cons, L_gen and L_dis sum their two RoI branches (layer2 and layer3, each with
+its own discriminator). Discriminators output logits z (D = sigmoid(z), -log D = softplus(-z)): Eq. 5's BCE without
+saturating to log(0). L_gen is the non-saturating -mean log D(S). RDM (Eqs. 9-10) is a detached scalar per batch: it
+scales the distillation terms, it is not trained through.
 """
 from typing import Dict, Mapping, Optional, Sequence
 

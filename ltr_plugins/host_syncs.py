@@ -1,17 +1,12 @@
 """Host syncs: where a CUDA run makes the host wait for the device, counted with or without a GPU.
 
-CUDA work is queued: a kernel launch returns at once, and the host runs ahead of the device. It waits -- and the
-device's queue runs dry -- where the host needs a value the device computes (``.item()``, ``.tolist()``, ``bool()``,
-``int()`` or ``float()`` of a tensor, a tensor used as a Python index, ``.cpu()``; an operation whose output size
-depends on values: boolean-mask indexing, ``nonzero``, ``unique``, ``repeat_interleave`` without ``output_size``),
-and at a blocking host-to-device copy (``torch.tensor(data, device=...)``, ``.to(device)`` from pageable memory).
-
-* :class:`SimulatedCuda` counts them without a GPU: the code runs on CPU tensors, but every tensor that a CUDA run
-  would hold on the device says so (``.device`` is ``cuda:0``, ``.is_cuda`` is True), so the code takes its CUDA
-  paths; each host read of such a tensor, each operation that syncs inside, each blocking copy to the device is
-  recorded with the line that made it. Operations that would raise on CUDA (a tensor of the host and one of the
-  device in one operation) are recorded as ``mismatch``.
-* :func:`profiled_syncs` counts them on a GPU, from the CUDA runtime calls of a ``torch.profiler`` trace.
+The host waits, and the device's queue runs dry, where it needs a value the device computes (``.item()``, ``bool()``
+of a tensor, a tensor as a Python index, ``.cpu()``, an output size that depends on values: boolean masks,
+``nonzero``, ...) and at a blocking host-to-device copy. :class:`SimulatedCuda` counts them without a GPU: CPU tensors
+that a CUDA run would hold on the device say so (``.device`` is ``cuda:0``), so the code takes its CUDA paths, and
+each host read, syncing operation and blocking copy is recorded with its line (host and device tensors in one
+operation, an error on CUDA, as ``mismatch``). :func:`profiled_syncs` counts them on a GPU, from the CUDA runtime
+calls of a ``torch.profiler`` trace.
 """
 import collections
 import contextlib

@@ -1,40 +1,12 @@
 """The 12 LaTOT challenge attributes (paper, Table II): names, flag files, and the ones the boxes determine.
 
-Every sequence gets one flag per attribute: ``True`` / ``False`` when known, ``None`` when unavailable.
-
-Where flags come from, first match wins, per sequence:
-
-1. ``<root>/<sequence>/attributes.txt`` -- the per-sequence flag file (what :mod:`ltr_plugins.synthetic`
-   writes). One line of 12 ``0``/``1`` flags, separated by commas or whitespace, in Table II's order
-   ``SV FM OV IV CM MB BC SO PO FO AM LI``. Optionally a header line of attribute short names first, which then
-   gives the order of the flags (any order; every one of the 12 exactly once). Empty lines and ``#`` lines are
-   ignored.
-2. ``<root>/attributes.csv`` -- one table for the whole dataset: a header line ``sequence`` (or ``name``) followed
-   by attribute short names in any order (a subset is allowed: the others stay unavailable), then one row per
-   sequence, ``<sequence>,<flag>,...``; commas or whitespace. Sequences the table does not list fall through.
-3. Derived from the ground-truth boxes (and the image size) -- only the three attributes Table II defines
-   geometrically; the other nine (IV CM MB BC SO PO FO AM LI) need a human look at the images and stay
-   unavailable:
-
-   - SV, Scale Variation ("the ratio of bounding box area is outside the range [0.5, 2] after 1 s"): two frames
-     at most one second apart (30 frames, LaTOT's frame rate), both with the target present, whose box areas
-     differ by more than a factor of 2. "Within" rather than "exactly" one second, so that a target that doubles
-     and shrinks back inside a second counts, and sequences shorter than a second can have it.
-   - FM, Fast Motion ("the motion of the ground truth bounding box is larger than the size of the bounding box"):
-     two consecutive frames, both present, whose box centres are further apart than the largest side of either box
-     (the larger box is the size, so that a box that grows or shrinks is not taken for motion).
-   - OV, Out-of-View ("some portion of the target leaves the camera field of view"): a frame without a box (in
-     LaTOT's annotations an occluded target keeps its box, so a frame without one is a target out of view), or a
-     present box that reaches or crosses the image border (``x <= 0``, ``y <= 0``, ``x + w >= W`` or
-     ``y + h >= H``, within half the annotation precision, 0.005 px). Touching counts because annotations of a
-     partly visible target are clipped to the image, so the clipped box sits exactly on the border. Without the
-     image size only the frames without a box are looked at.
-
-   These functions are the definitions; the synthetic data's generator
-   (:func:`ltr_plugins.synthetic.measure_box_attributes`) applies them to its unclipped boxes.
-
-   "Present" means finite with positive width and height (:func:`~ltr_plugins.common.boxes.box_present`);
-   ``0,0,0,0`` (or ``nan``) is a frame without a box.
+Every sequence gets one flag per attribute: ``True`` / ``False`` when known, ``None`` when unavailable. The flags
+come, first match wins, from ``<root>/<sequence>/attributes.txt`` (:func:`read_flag_file`), from the dataset's table
+``<root>/attributes.csv`` (:func:`read_attribute_table`), or from the ground-truth boxes and the image size: only SV,
+FM and OV, which Table II defines geometrically (:func:`scale_variation`, :func:`fast_motion`, :func:`out_of_view`);
+the other nine need a human look at the images and stay unavailable. These functions are the definitions; the
+synthetic data's generator applies them to its unclipped boxes. "Present" means finite with positive width and
+height (:func:`~ltr_plugins.common.boxes.box_present`); ``0,0,0,0`` (or ``nan``) is a frame without a box.
 """
 import os
 import re
@@ -131,7 +103,12 @@ def _parse_header(names: Sequence[str], path: str, line_number: int) -> List[str
 
 
 def read_flag_file(path: str) -> Flags:
-    """Reads a per-sequence flag file (format in the module docstring): all 12 attributes, True or False."""
+    """Reads a per-sequence flag file: all 12 attributes, True or False.
+
+    One line of 12 ``0``/``1`` flags, separated by commas or whitespace, in Table II's order
+    ``SV FM OV IV CM MB BC SO PO FO AM LI``; optionally a header line of short names first, which then gives the
+    order (any order; every one of the 12 exactly once). Empty lines and ``#`` lines are ignored.
+    """
     lines = _content_lines(path)
     if not lines:
         raise AttributeFormatError('{}: no flags in the file (expected one line of {} 0/1 flags: {})'.format(
@@ -158,7 +135,11 @@ def read_flag_file(path: str) -> Flags:
 
 
 def read_attribute_table(path: str) -> Dict[str, Flags]:
-    """Reads a dataset-wide table (format in the module docstring): ``{sequence: flags}``; unlisted columns None."""
+    """Reads a dataset-wide table: ``{sequence: flags}``; attributes without a column are None.
+
+    A header line ``sequence`` (or ``name``) followed by attribute short names in any order (a subset is allowed),
+    then one row ``<sequence>,<flag>,...`` per sequence; commas or whitespace. Unlisted sequences fall through.
+    """
     lines = _content_lines(path)
     if not lines:
         raise AttributeFormatError('{}: empty attribute table (expected a header line "sequence,{}")'.format(
@@ -187,6 +168,9 @@ def read_attribute_table(path: str) -> Dict[str, Flags]:
 def scale_variation(boxes: np.ndarray, frame_rate: int = FRAME_RATE, present: Optional[np.ndarray] = None) -> bool:
     """SV: two present frames at most one second (``frame_rate`` frames) apart whose areas differ more than x2.
 
+    Table II: "the ratio of bounding box area is outside the range [0.5, 2] after 1 s". "Within" rather than
+    "exactly" one second, so that a target that doubles and shrinks back inside a second counts, and sequences
+    shorter than a second can have it.
     ``present`` overrides which frames have a box (default: :func:`box_present`), for boxes that are the target's
     full extent even where it is out of view (a generator's unclipped boxes).
     """
@@ -204,6 +188,8 @@ def scale_variation(boxes: np.ndarray, frame_rate: int = FRAME_RATE, present: Op
 def fast_motion(boxes: np.ndarray, present: Optional[np.ndarray] = None) -> bool:
     """FM: two consecutive present frames whose centres move more than the largest side of either box.
 
+    Table II: "the motion of the ground truth bounding box is larger than the size of the bounding box"; the larger
+    box is the size, so that a box that grows or shrinks is not taken for motion.
     ``present`` as in :func:`scale_variation`.
     """
     boxes = np.asarray(boxes, dtype=np.float64)
@@ -222,6 +208,9 @@ def out_of_view(boxes: np.ndarray, image_size: Optional[Tuple[int, int]] = None,
                 present: Optional[np.ndarray] = None, clipped: bool = True) -> bool:
     """OV: a frame without a box, or a present box reaching or crossing the border of a ``(width, height)`` image.
 
+    In LaTOT's annotations an occluded target keeps its box, so a frame without one is a target out of view.
+    Touching the border (within :data:`BORDER_TOLERANCE`) counts because the box of a partly visible target is
+    clipped to the image, so it sits exactly on the border. Without the image size only the missing boxes count.
     ``clipped=False``: the boxes are the target's full extent, not clipped to the image (as a generator knows them,
     with ``present`` saying where the target is in view): a box crossing the border counts, one touching it not.
     """

@@ -1,14 +1,10 @@
 """The LaTOT dataset on disk: official splits, folder layout, annotation files and object categories.
 
-Layout of the released dataset (and of :mod:`ltr_plugins.synthetic`'s output)::
-
-    <root>/<sequence>/img/<frame>.jpg     frames; file names sort in frame order
-    <root>/<sequence>/<sequence>.txt      one box per frame: x,y,w,h (comma or whitespace separated); a target
-                                          absent from a frame is written 0,0,0,0 (or nan)
-    <root>/<sequence>/attributes.txt      optional: the 12 attribute flags (format: latot_attributes)
-    <root>/attributes.csv                 optional: the flags of many sequences in one table (same module)
-    <root>/absent/<sequence>.txt          optional: absent-target flags, one 0 / 1 per frame (the LaSOT
-                                          toolkit's layout); or <root>/<sequence>/absent.txt, the same format
+The released dataset's layout (and :mod:`ltr_plugins.synthetic`'s): ``<root>/<sequence>/img/<frame>.jpg`` (file
+names sort in frame order), ``<root>/<sequence>/<sequence>.txt`` (one ``x,y,w,h`` box per frame, comma or whitespace
+separated; ``0,0,0,0`` or ``nan`` for an absent target), optionally the attribute flags
+(:mod:`ltr_plugins.latot_attributes`) and absent-target flags, one 0 / 1 per frame, in ``<root>/absent/<sequence>.txt``
+(the LaSOT toolkit's layout) or ``<root>/<sequence>/absent.txt``.
 
 Both pytracking's evaluation dataset and ltr's training dataset read LaTOT through this module, so every format
 rule and every error message lives here once.

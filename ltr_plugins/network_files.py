@@ -1,28 +1,13 @@
 """Reading pytracking network files without running pickled code (the tracking side knows where they are).
 
-A pytracking network file (``super_dimp.pth.tar``, ``mkdnet.pth.tar``, any ltr checkpoint) pickles the
-network's weights and its constructor: ltr's ``NetConstructor``, which names a function to call. ``torch.load`` with
-``weights_only=False`` would unpickle whatever the file holds, which can run any code. :func:`read_network_file`
-unpickles it with the release loader's restricted unpickler (:mod:`ltr_plugins.release_checkpoint`) in its
-strict form, :class:`NetworkFileUnpickler`:
-
-- tensors and plain containers are rebuilt (the globals ``weights_only`` allows);
-- the records of ltr's own bookkeeping (globals of ``ltr.*``, its legacy name ``dlframework.*``, ``ltr_plugins.*``,
-  ``types.SimpleNamespace`` and numpy values: constructor, settings, statistics) are kept as inert data, never
-  imported or called;
-- any other global is refused, with an error naming the file and the global.
-
-The constructor is then rebuilt from an allow-list: a function of an ``ltr.models`` module decorated with ltr's
-``@model_constructor``, called with plain values only. pytracking's ``ltr/admin/loading.py`` reads network files
-through this module (patch ``02-torch-load-weights-only``), so stock trackers get the same protection.
-
-ltr's training resume (``BaseTrainer.load_checkpoint``, through ``torch_load_legacy``) reads its checkpoints with
-:func:`read_training_checkpoint`: the same unpickler, with ltr's statistics meters and constructors rebuilt from
-their plain state, so a planted checkpoint in a training's folder runs nothing either.
-
-``PYTRACKING_TRUST_NETWORK_FILES=1`` (or ``yes``, ``true``, ``on``) loads with pickle as stock pytracking does (which
-runs whatever the file holds), for a file you trust that names other classes; each such load prints a line naming
-the file. Any other value than those or ``0``, ``no``, ``false``, ``off`` is an error naming the variable.
+A network file (``super_dimp.pth.tar``, ``mkdnet.pth.tar``, any ltr checkpoint) pickles the weights and ltr's
+``NetConstructor``, which names a function to call, so ``torch.load(weights_only=False)`` could run any code.
+:func:`read_network_file` unpickles with :class:`NetworkFileUnpickler`: tensors and plain containers are rebuilt, ltr's
+own records (globals of ``ltr.*``, ``dlframework.*``, ``ltr_plugins.*``, ``types.SimpleNamespace``, numpy values) kept
+as inert data, any other global refused, naming the file; the constructor is rebuilt from an allow-list (an
+``ltr.models`` function decorated with ``@model_constructor``, plain arguments). pytracking's ``load_network`` (patch
+02) and ltr's training resume (:func:`read_training_checkpoint`) read through here.
+``PYTRACKING_TRUST_NETWORK_FILES=1`` loads with pickle instead, for a file you trust (docs/safe_loading.md).
 """
 import importlib
 import os

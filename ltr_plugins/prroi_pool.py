@@ -1,35 +1,13 @@
 """Precise RoI Pooling (PrRoIPool, Jiang et al., "Acquisition of Localization Confidence for Accurate Object
 Detection", ECCV 2018): the definition, the public op and its pure-PyTorch implementation.
 
-pytracking builds its ``PrRoIPool2D`` modules from here (``settings/pytracking_patches/09-prroi-pool-import.patch``).
-CPU tensors are pooled by the pure-PyTorch op below, CUDA tensors by the plugin's Triton kernels
-(:mod:`ltr_plugins.prroi_pool_triton`), falling back to the CUDA extension of pytracking's ``PreciseRoIPooling``
-submodule and then to the pure-PyTorch op when one fails (:mod:`ltr_plugins.prroi_pool_backends` says which runs and
-what happens on a failure). Every implementation computes in float32 (float64 for float64 features), whatever the
-autocast state: half-precision features are cast up inside, and the boxes are never cast to half precision.
-
-Definition (the one the CUDA op implements):
-
-* The feature map ``F[i, j]`` (row ``i``, column ``j``) defines a continuous function by bilinear interpolation
-  with zero padding, ``f(x, y) = sum_ij F[i, j] * tri(x - j) * tri(y - i)`` with ``tri(t) = max(0, 1 - |t|)``.
-  So ``f`` falls linearly to 0 between the outermost samples and one step beyond, and is 0 further out.
-* A RoI ``[batch_index, x1, y1, x2, y2]`` (image coordinates) becomes ``x1 * s ... y2 * s`` on the feature map
-  (``s = spatial_scale``); ``roi_w = max(x2s - x1s, 0)``, ``bin_w = roi_w / pooled_width`` (``h`` likewise), and bin
-  ``(ph, pw)`` covers ``[x1s + pw * bin_w, x1s + (pw + 1) * bin_w] x [y1s + ph * bin_h, y1s + (ph + 1) * bin_h]``.
-* The bin's value is the integral of ``f`` over the bin divided by ``bin_w * bin_h``, and 0 for a bin of zero area.
-
-The integral is separable: ``integral = sum_ij F[i, j] * A_j * B_i`` with ``A_j = G(xb - j) - G(xa - j)``, ``G`` the
-antiderivative of ``tri`` (``B_i`` likewise in ``y``). ``A_j`` is non-zero only for ``floor(xa) <= j <= ceil(xb)``,
-so every bin is a short weighted sum of feature vectors. The pure-PyTorch path lists exactly those (bin, cell)
-pairs with their weights and hands them to ``torch.nn.functional.embedding_bag`` (a fused, multi-threaded weighted
-gather-and-sum, differentiable in both the table and the per-sample weights); the weights are computed from the box
-coordinates with ordinary autograd ops, so the result is differentiable in the features and the four coordinates.
-
-When all RoIs read one feature map and lie close together (DiMP's box refinement: ten boxes around the target on
-one search crop), a dense formulation is much cheaper: over the smallest window of cells that every bin's taps lie
-in, the weights of bin ``(k, ph, pw)`` are the outer product ``B_i * A_j``, and all bins are pooled by one matrix
-product with the window's ``C x (rows * columns)`` features. Both strategies compute the same sums of the same
-weights (cells outside a bin's support get weight exactly 0); :func:`_choose_strategy` picks the cheaper one.
+A bin's value is the exact integral of the bilinearly interpolated feature map over the bin, over its area
+(:func:`prroi_pool2d`, as the CUDA op defines it); computed in float32 (float64 for float64 features). CPU tensors
+are pooled here, CUDA tensors by the first that works of the Triton kernels, the CUDA extension and this code
+(:mod:`ltr_plugins.prroi_pool_backends`). The integral is separable, ``sum_ij F[i, j] * A_j * B_i`` with
+``A_j = G(xb - j) - G(xa - j)`` (``G`` the antiderivative of ``tri``), so a bin is a short weighted sum of cells: the
+'taps' strategy gathers exactly those with ``embedding_bag``; the 'window' strategy, for RoIs close together on one
+map (DiMP's box refinement), pools all bins by one matrix product over the window of cells their taps lie in.
 """
 import contextlib
 import os

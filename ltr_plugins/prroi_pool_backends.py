@@ -1,26 +1,13 @@
 """Which implementation pools a PrRoIPool call, and what happens when one fails.
 
-Three implementations compute the same values (the definition in :mod:`ltr_plugins.prroi_pool`):
-
-* ``'triton'``: the plugin's Triton kernels (:mod:`ltr_plugins.prroi_pool_triton`), for CUDA tensors; no host reads;
-* ``'extension'``: the CUDA extension of pytracking's ``ltr/external/PreciseRoIPooling`` submodule (float32 only),
-  which its own code JIT-compiles on the first call;
-* ``'torch'``: the plugin's pure-PyTorch implementation, on any device.
-
-``backend='auto'`` pools CPU tensors with ``'torch'`` and CUDA tensors with the first of ``'triton'``,
-``'extension'`` (float32), ``'torch'`` that works; the explicit backends ``'triton'``, ``'cuda'`` (the extension)
-and ``'torch'`` use that one implementation or raise, saying why.
-
-Failures fall back, whatever the exception (a RuntimeError or OSError from the extension's JIT build, an ImportError,
-a ``subprocess.CalledProcessError``, an error on the first call, ...), except running out of memory, which is raised:
-
-* Loading (importing; for the extension also building it and running it once on a tiny input of the call's device)
-  is a fact about the environment, so a :class:`Loader` keeps its outcome: a failed load is said in one line, once
-  per process, and is not retried (a build would fail again, slowly). An unpopulated submodule (the usual checkout)
-  is not a failure and says nothing.
-* A failure when pooling is remembered by the :class:`PoolScope` that saw it: a ``PrRoIPool2D`` module keeps one,
-  and a call of ``prroi_pool2d`` without one gets a fresh one. The scope says it in one line and does not try that
-  implementation again; other scopes are not affected. Nothing here switches an implementation off for the process.
+Three implementations compute the same values: ``'triton'`` (:mod:`ltr_plugins.prroi_pool_triton`, CUDA, no host
+reads), ``'extension'`` (the CUDA extension of pytracking's ``PreciseRoIPooling`` submodule, float32, JIT-built on
+first use) and ``'torch'`` (pure PyTorch, any device). ``backend='auto'`` pools CPU tensors with ``'torch'`` and CUDA
+tensors with the first that works; ``'triton'``, ``'cuda'`` (the extension) and ``'torch'`` use that one or raise,
+saying why. Any failure but running out of memory falls back. A failed load (import, build, one tiny first call) is
+a fact about the environment: a :class:`Loader` says it once per process and never retries (an unpopulated submodule
+says nothing). A failure when pooling is remembered by the :class:`PoolScope` that saw it (a ``PrRoIPool2D`` keeps
+one, a bare call gets a fresh one), which says it once and skips that implementation from then on.
 """
 import importlib
 import re

@@ -1,24 +1,13 @@
 """Precise RoI Pooling as Triton kernels: the exact integral of :mod:`ltr_plugins.prroi_pool`, for CUDA tensors.
 
-Why: the pure-PyTorch path lists each bin's taps with data-dependent sizes, so on a GPU it reads counts back to the
-host and issues many small operations per call. Here one program pools one bin for a block of channels, looping over
-exactly the cells the bin reads (the same weights as the pure-PyTorch path: ``A_j * B_i / area``, with
-``A_j = G(xb - j) - G(xa - j)``), so forward and backward are a few launches with no host reads and no blocking
-copies: every size the launches need is a shape, and every count a loop bound computed on the device.
-
-* Forward: program ``(bin, channel block)`` sums ``F[b, c, i, j] * A_j * B_i`` over the bin's cells and divides by
-  its area (0 for an empty bin), on channels-last features so that each cell is one contiguous read.
-* Backward, one kernel for both gradients: the features' gradient is scattered with atomic adds (as roi_align's
-  backward does: its summation order, and so its last bits in float32, may vary between runs); the boxes' gradient
-  is written per (bin, channel block) and summed by PyTorch afterwards, so it is deterministic.
-* dtypes: float32 and float64, computed in the features' dtype (the caller, :func:`ltr_plugins.prroi_pool.prroi_pool2d`,
-  casts half precision features up to float32 and the boxes to the same dtype).
-* Batch indices are not checked, since a check would read them on the host: a RoI whose index is outside
-  ``[0, N)`` pools NaN (and gets a NaN box gradient, no feature gradient), so that the error shows in the loss
-  instead of reading another map.
-
-It also runs on CPU tensors in Triton's interpreter (``TRITON_INTERPRET=1`` set before Triton is imported), which is
-how the test suite checks it against the exact reference on a machine without a GPU.
+The pure-PyTorch path sizes its work from the data, so on a GPU it reads counts back to the host. Here one program
+pools one bin for a block of channels (channels-last features), looping over exactly the cells the bin reads, so
+forward and backward are a few launches with no host reads or blocking copies. The backward scatters the features'
+gradient with atomic adds (its last bits in float32 may vary between runs, as roi_align's) and writes the boxes' per
+block, summed deterministically. float32 and float64 only (the caller casts half precision up). Batch indices are not
+checked, which would read them on the host: a RoI whose index is outside ``[0, N)`` pools NaN, so the error shows in
+the loss. With ``TRITON_INTERPRET=1`` set before Triton is imported it runs on CPU tensors in Triton's interpreter,
+which is how the tests check it without a GPU.
 """
 from typing import Tuple
 

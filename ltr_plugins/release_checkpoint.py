@@ -1,36 +1,13 @@
 """Reads the authors' released MKDNet model file and loads its student into a stock Super-DiMP network.
 
-The released file is a checkpoint of a forked ``dimpnet50`` that holds four networks in one state dict, told apart
-by their module prefixes:
-
-=================================================  =======================================  ========
-prefixes                                           network                                  here
-=================================================  =======================================  ========
-``feature_extractor``, ``classifier``,              the student (what MKDNet tracks with)     loaded
-``bb_regressor``
-``feature_extractor_t``, ``classifier_t``,          the teacher                              ignored
-``bb_regressor_t``
-``feat_D1``, ``feat_D2``                            the two feature discriminators           ignored
-=================================================  =======================================  ========
-
-The student has exactly Super-DiMP's architecture (paper, IV.B), so it is loaded into the network that
-:func:`ltr_plugins.models.super_dimp.build_super_dimp` builds; the fork's own constructor is never run.
-
-**Reading the file without the fork.** An ltr checkpoint pickles more than tensors: the network's constructor (a
-``NetConstructor`` naming the fork's module), the training settings and statistics. ``torch.load`` with
-``weights_only=True`` (the default since torch 2.6) refuses such a file, and ``weights_only=False`` imports every
-module it names (``ModuleNotFoundError`` for the fork, and arbitrary code for a malicious file). :func:`read_checkpoint`
-unpickles with a restricted unpickler instead: it resolves only the globals that rebuild tensors and plain
-containers (the ones ``weights_only`` allows), and stands every other class or function the file names in with an
-inert :class:`UnresolvedGlobal`, without importing its module or calling it. Like ``weights_only=True``, this never
-runs code from the file; unlike it, a checkpoint that also holds objects of unknown classes still yields its
-tensors. It reads every format ``torch.save`` has written (zip, and the legacy format of PyTorch < 1.6 that the
-authors' PyTorch 1.4 wrote). The same unpickler, refusing every global outside ltr's own records instead of
-standing it in, reads every other network file (:mod:`ltr_plugins.network_files`).
-
-Also accepted: a plain state dict, and a dict holding one under ``'net'`` (ltr / pytracking checkpoints) or
-``'state_dict'``. A file that does not fit raises :class:`CheckpointError` naming the file, the missing and
-unexpected keys summarised by module prefix, and every shape mismatch.
+The released file is a checkpoint of a forked ``dimpnet50`` holding four networks in one state dict: the student
+(``feature_extractor``, ``classifier``, ``bb_regressor``; loaded), the teacher (the same names ending in ``_t``) and
+two feature discriminators (``feat_D1``, ``feat_D2``), both ignored. The student is exactly Super-DiMP (paper, IV.B),
+so it goes into :func:`ltr_plugins.models.super_dimp.build_super_dimp`'s network; the fork's code never runs.
+:func:`read_checkpoint` resolves only the globals that rebuild tensors and plain containers and stands every other
+one in with an inert :class:`UnresolvedGlobal`, so nothing from the file runs, yet a file naming unknown classes
+still yields its tensors, in every format ``torch.save`` has written. Also accepted: a plain state dict, or one under
+``'net'`` or ``'state_dict'``; a file that does not fit raises :class:`CheckpointError` naming what is off.
 """
 import _compat_pickle
 import builtins

@@ -4,16 +4,10 @@
     mkdnet-export CHECKPOINT [--output PATH]                          (or: python -m pytracking_plugins.export)
     mkdnet-export SOURCE --onnx [DIR] [--crop-size N] [--opset N]
 
-CHECKPOINT is a training checkpoint file (``MKDNetStudent_ep0050.pth.tar``), a folder of them (the latest is used),
-or a train setting as ``module/name`` (``mkdnet/mkdnet``: the latest checkpoint of that setting in the ltr
-workspace). The default output is ``mkdnet.pth.tar`` in pytracking's network folder (pytracking/evaluation/local.py).
-
-With ``--onnx``, SOURCE is a tracking network file (a path, or a name in the network folder: ``mkdnet.pth.tar``, the
-demo's ``miniature_mkdnet.pth.tar``) or a training checkpoint as above, whose student is written first (to
-``--output``). The backbone, the classification features and the IoU-net's features and modulation go to DIR
-(default: ``<network name>_onnx`` beside the network file, where the onnxruntime backend looks), with
-``manifest.json``, after a check of onnxruntime against PyTorch. The crops are ``--crop-size`` pixels, else
-``image_sample_size`` of ``miniature.json`` beside the network file (the demo's networks), else Super-DiMP's.
+CHECKPOINT is a training checkpoint, a folder of them (the latest is used) or a train setting ``module/name`` (its
+latest checkpoint in the ltr workspace); the output defaults to pytracking's network folder. With ``--onnx``, SOURCE
+is a tracking network file (a path, or a name in the network folder) or a checkpoint as above, whose student is
+written first; the graphs and ``manifest.json`` go to DIR, after a check of onnxruntime against PyTorch.
 """
 import argparse
 import json

@@ -1,32 +1,13 @@
 """DiMP's IoU-net box refinement, computed only where its boxes are.
 
-DiMP refines the target box by gradient ascent on ATOM's IoU prediction: ten boxes around the target estimate, ten
-steps, each one pooling the search crop's IoU features inside the boxes with PrRoIPool, two small fully connected
-branches, and the gradient of the predicted IoUs back to the boxes. On a CPU this costs more than the backbone
-would lead one to expect, for two reasons:
-
-- the IoU features are two stacks of stride-1 convolutions over the whole crop, but the boxes cover a small part
-  of it (a target takes about a sixth of the crop's side);
-- every step is a few hundred small tensor operations for ten boxes (the modulation of both whole feature maps,
-  PrRoIPool, the branches, and as many autograd nodes), so their fixed costs, not arithmetic, dominate.
-
-:meth:`WindowedIoUNet.iou_features` computes the IoU features in a window around the starting boxes only: a
-convolution's output cell depends on the input cells within its receptive radius, so the features are computed on
-the window widened by that radius (clipped to the map, where the zero padding is the same as on the whole map),
-and the widening is cut off again; inside the window the values are those of the whole map.
-:meth:`WindowedIoUFeatures.predict_iou` then predicts IoUs with the network's own weights in a handful of matrix
-products per step, with the gradient with respect to the boxes written out (:class:`_WindowedIoU`): the modulation
-is applied once to the window instead of to both maps every step, every window cell is projected once through each
-bin's slice of the fully connected layers (:func:`project_cells`), and each step pools these projections with
-PrRoIPool's window strategy (:func:`ltr_plugins.prroi_pool.window_weights`). The predictions are
-``AtomIoUNet.predict_iou``'s to float rounding (``tests/test_iou_window.py``).
-
-PrRoIPool reads a box's bins on the cells their bilinear support touches; every step checks that these lie in the
-window. When a box reaches beyond it, the window grows (:data:`GROWTH_MARGIN` beyond the boxes) and that map's
-features are computed on the grown window before the step goes on, so the window never changes a result; the
-starting margin only trades the first window's size against how often it grows. A proposal that is not a finite
-box raises :class:`NonFiniteProposal`, and the tracker redoes the refinement the stock way, on the whole map, so
-that such a refinement ends exactly as DiMP's does.
+DiMP refines the target box by ten gradient-ascent steps on ATOM's IoU prediction for ten boxes; on a CPU the IoU
+features (stride-1 convolutions over the whole crop, which the boxes barely cover) and hundreds of small operations
+per step dominate. :meth:`WindowedIoUNet.iou_features` computes the features in a window around the starting boxes,
+widened by the convolutions' receptive radius and cut back, so that inside it they are the whole map's;
+:meth:`WindowedIoUFeatures.predict_iou` predicts IoUs with the network's own weights in a few matrix products per
+step, the box gradient written out (:class:`_WindowedIoU`). A box reaching beyond the window grows it
+(:data:`GROWTH_MARGIN`), so the window never changes a result; a non-finite proposal raises
+:class:`NonFiniteProposal`, and the tracker redoes the refinement the stock way.
 """
 from typing import List, NamedTuple, Sequence, Tuple
 

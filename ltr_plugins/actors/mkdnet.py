@@ -3,18 +3,11 @@
 degrade the student's crops -> teacher forward (no grad, original crops) -> student forward (degraded crops) ->
 task losses of both -> RDM -> distillation terms -> L_tot, and L_dis for the discriminators.
 
-The returned loss is ``L_tot + w_dis * L_dis``; one ``backward()`` of it gives every trainable parameter exactly its
-own gradient, because the two parts touch disjoint parameters:
-
-* L_gen runs the discriminators with their parameters detached (``FeatureDiscriminator.frozen_logits``), so L_tot's
-  gradient reaches the student only;
-* L_dis runs the discriminators on detached RoI features, so its gradient reaches the discriminators only.
-
-The student's and the discriminators' optimizers then both step after that single backward pass
-(``ltr_plugins.trainers.JointOptimizer``). Nothing is modified in place before a backward pass that needs it (the
-release stepped the discriminator between building and back-propagating the generator loss, which PyTorch >= 1.5
-rejects), and the generator and the discriminator are updated simultaneously from the same batch, as the paper's
-"simultaneous training strategy of GAN" says.
+The returned loss is ``L_tot + w_dis * L_dis``, and one ``backward()`` gives each parameter exactly its own gradient:
+L_gen runs the discriminators with detached parameters (``FeatureDiscriminator.frozen_logits``), L_dis runs them on
+detached RoI features. Both optimizers then step after that one backward pass (``ltr_plugins.trainers.JointOptimizer``),
+nothing modified in place before it, so generator and discriminators train simultaneously on the same batch, as the
+paper's "simultaneous training strategy of GAN" says.
 """
 import math
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union

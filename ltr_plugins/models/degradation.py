@@ -1,25 +1,13 @@
 """Low-resolution degradation of training crops: how MKDNet simulates tiny objects (paper IV.C, "Image Degradation").
 
-Existing tracking datasets have no paired low/high-resolution frames, so the student sees each crop shrunk until the
-average target is about ``target_size`` (16) pixels, then blown back up to the network's input size; the teacher sees
-the original crop. Only pixels change: the crop size, the boxes, the labels and the IoU proposals stay as they are,
-so teacher and student are supervised on exactly the same geometry.
-
-Intermediate size (per axis, from the crop size and the mean ground-truth box of the batch, both in crop pixels)::
-
-    H' = clamp(round(H * t / h_mean), 1, H)
-    W' = clamp(round(W * t / w_mean), 1, W)
-
-with ``t = target_size``. This is the crop resized by the scale factor ``(w_mean / t, h_mean / t)`` of the issue, one
-factor per axis (the released code swapped the axes and hard-coded 352). The clamp to ``H``/``W`` means a crop whose
-average target is already at most ``t`` pixels is left alone (it is never upsampled first). With Super-DiMP's
-352-px crops (search area 6 x the target, so targets of about 59 px), ``H' = W' = 96`` on average.
-
-The crop is downsampled to ``(H', W')`` with bicubic interpolation (antialiased by default: without the antialias
-filter a 4x bicubic shrink aliases, which a real low-resolution camera does not do; the release used PyTorch 1.4,
-which had no such option), then upsampled back to ``(H, W)`` with nearest or bilinear interpolation, each with
-probability 1/2. Interpolation works on the normalised images directly: it is linear per channel, so it commutes
-with the per-channel normalisation (bicubic may overshoot the original value range slightly, as it would on pixels).
+No tracking dataset has paired low/high-resolution frames, so the student sees each crop shrunk until the batch's
+mean target is about ``t = target_size`` (16) pixels, then blown back up; the teacher sees the original crop. Only
+pixels change (crop size, boxes, labels and proposals stay), so both are supervised on the same geometry. Per axis,
+from the crop size and the batch's mean ground-truth box: ``H' = clamp(round(H * t / h_mean), 1, H)`` (``W'``
+likewise), so a crop whose mean target is at most ``t`` pixels already is left alone. The shrink is bicubic,
+antialiased by default (a 4x bicubic shrink aliases otherwise, which a real low-resolution camera does not), the way
+back nearest or bilinear with probability 1/2 each, on the normalised images (interpolation is linear per channel,
+so it commutes with the normalisation).
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 

@@ -40,7 +40,7 @@ class FeatureDiscriminator(nn.Module):
 
         The generator (student) loss runs through the discriminator with these, so one backward pass of the total
         loss leaves the discriminator's gradients to its own loss alone, and no parameter the generator's graph
-        saved is stepped before that graph's backward pass (the release's in-place error on PyTorch >= 1.5).
+        saved is stepped before that graph's backward pass (which PyTorch refuses as an in-place modification).
         """
         self._check(features)
         detached = {name: p.detach() for name, p in self.layers.named_parameters()}

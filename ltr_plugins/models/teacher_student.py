@@ -1,21 +1,12 @@
 """MKDNet's teacher and student: two Super-DiMP networks, the teacher fixed, the student trained with discriminators.
 
-Both run the stock ``DiMPnet.forward`` (pytracking's training forward, unchanged) and also hand back the IoU-net's
-test-branch RoI features, the features MKDNet distils at the feature level: the layer2 branch after modulation and
-``prroi_pool3t`` (256 x 5 x 5 per proposal) and the layer3 branch after modulation and ``prroi_pool4t`` (256 x 3 x 3
-per proposal) -- the paper's "FMM" is this existing branch of the IoU-net.
-
-How the RoI features are obtained: for the duration of one forward pass, forward hooks on the two pooling modules
-record their outputs, and are removed after it. They read what ``AtomIoUNet.predict_iou`` actually fed to its
-``fc3_rt``/``fc4_rt`` layers, in the graph (gradients flow back through them), without copying a line of its forward
-and without changing the network's class or its state dict, so the student exports as a stock Super-DiMP. Under
-``DataParallel`` every replica runs its own forward on its own pooling modules, so each records its own outputs.
-
-Every output keeps the sequence dimension at dim 1 -- score maps ``(images, sequences, H, W)``, IoU predictions
-``(images, sequences, proposals)`` and RoI features ``(images, sequences, proposals, C, h, w)`` -- so ltr's
-``MultiGPU(net, dim=1)`` scatters and gathers them correctly for any number of GPUs, also when the batch does not
-split evenly (the release flattened the RoI features to ``(images * sequences * proposals, ...)`` and reshaped after
-the gather, which only worked for even splits).
+Both run the stock ``DiMPnet.forward`` and also hand back the IoU-net's test-branch RoI features that MKDNet distils
+(the paper's "FMM"): layer2 after modulation and ``prroi_pool3t`` (256 x 5 x 5 per proposal), layer3 after modulation
+and ``prroi_pool4t`` (256 x 3 x 3). Forward hooks on the two pooling modules record them during one forward pass, in
+the graph, without copying ``AtomIoUNet.predict_iou`` or changing the network's class or state dict, so the student
+exports as a stock Super-DiMP (under ``DataParallel`` each replica records its own). Every output keeps the sequence
+dimension at dim 1 (RoI features ``(images, sequences, proposals, C, h, w)``), so ltr's ``MultiGPU(net, dim=1)``
+scatters and gathers them for any number of GPUs, also when the batch does not split evenly.
 """
 import contextlib
 import os

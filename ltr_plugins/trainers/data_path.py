@@ -1,17 +1,12 @@
 """The training data path as PyTorch recommends it on CUDA: batches in pinned memory, copied to the GPU without
 blocking the host, and loader workers kept alive from one epoch to the next.
 
-Settings (the README's "Training" section says the same):
-
-* ``settings.pin_memory`` (default True): the loader puts its batches in page-locked host memory when training on
-  CUDA (nothing changes on the CPU), and the trainer copies them with ``non_blocking=True`` (:class:`DeviceBatches`):
-  the host goes on queueing work while a batch is copied. The values are the same.
-* ``settings.persistent_workers`` (default False): the loader's worker processes live for the whole run instead of
-  being started again for every epoch (and validation). A worker then no longer starts each epoch from the epoch's
-  seed, so every sample is seeded instead, from ``settings.seed``, the epoch, the rank and the sample's index
-  (:class:`SeededIndices`, :class:`SeededSamples`): a resumed run still repeats an uninterrupted one, and the
-  samples no longer depend on the number of workers -- but they are other samples than without the setting, which
-  is why it is off by default. With ``num_workers = 0`` there are no workers to keep and it changes nothing.
+``settings.pin_memory`` (default True) pins the loader's batches when training on CUDA, and the trainer copies them
+with ``non_blocking=True`` (:class:`DeviceBatches`). ``settings.persistent_workers`` (default False) keeps the
+loader's workers for the whole run; as a worker then no longer starts each epoch from the epoch's seed, every sample
+is seeded from ``settings.seed``, the epoch, the rank and its index (:class:`SeededIndices`, :class:`SeededSamples`):
+a resumed run still repeats an uninterrupted one, but draws other samples than without the setting, which is why it
+is off by default. The README's "Training" section documents both.
 """
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 

@@ -1,19 +1,11 @@
 """Distributed data-parallel training under ``torchrun``: the process group, who writes, and what is averaged.
 
-``torchrun --nproc_per_node N run_training.py mkdnet <setting>`` starts N copies of pytracking's own entry point
-with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address in the environment. The train setting calls
-:func:`init_from_env` first; it joins the process group (NCCL when the process has a GPU, gloo on the CPU), puts each
-process on its own GPU (``LOCAL_RANK``); :func:`main_process_output` silences the standard output of every process
-but rank 0 for the duration of a block (errors still reach standard error). Without ``WORLD_SIZE > 1`` nothing
-happens and every helper
-below is the identity: a single-process run is exactly what it was.
-
-Conventions (the README's "Training" section says the same):
-
-* ``settings.batch_size`` and ``settings.samples_per_epoch`` are global: each process loads ``1 / WORLD_SIZE`` of
-  them (:func:`per_process`), so an epoch has the same number of steps and samples on any number of processes.
-* Each process draws its own samples from its own seeds (``settings.seed``, the epoch and the rank).
-* Only rank 0 writes checkpoints, tensorboard and console logs; every process resumes from the same checkpoint.
+``torchrun --nproc_per_node N run_training.py mkdnet <setting>`` starts N copies of pytracking's entry point. The
+train setting calls :func:`init_from_env` first, which joins the process group (NCCL with a GPU, gloo on the CPU)
+and puts each process on its own GPU (``LOCAL_RANK``); :func:`main_process_output` silences the standard output of
+every process but rank 0. Without ``WORLD_SIZE > 1`` every helper is the identity. ``settings.batch_size`` and
+``settings.samples_per_epoch`` are global (:func:`per_process` gives each process its share), each process draws its
+own samples from its own seeds, and only rank 0 writes checkpoints and logs (the README's "Training" section).
 """
 import contextlib
 import datetime

@@ -1,33 +1,13 @@
 """ltr's trainer, as MKDNet needs it: two optimizers stepped as one, per-epoch seeds, distributed training, and a
 fail-safe that never reports success after a failure.
 
-``LTRTrainer`` runs each epoch unchanged (forward, ``optimizer.zero_grad()``, ``loss.backward()``,
-``optimizer.step()``, its statistics and tensorboard). MKDNet adds, through ltr's public methods only:
-
-* :class:`JointOptimizer`: the student's Adam (with the StepLR schedule) and the discriminators' own Adam (constant
-  learning rate) behind the one optimizer interface the trainer drives. Both step after the single backward pass of
-  the actor's loss (see ltr_plugins.actors.mkdnet), and the trainer's checkpoint field ``'optimizer'`` holds both
-  states (and the fp16 gradient scaler's), so pytracking's own save/load covers them.
-* :class:`MKDNetTrainer`:
-  - re-seeds Python, NumPy and torch at the start of every epoch from ``settings.seed``, the epoch number and (under
-    torchrun) the rank, so a run resumed from the checkpoint of epoch e repeats epoch e + 1 exactly as an
-    uninterrupted run does, and each process draws its own samples;
-  - writes the stats named by ``settings.log_every_iteration`` to tensorboard at every iteration (ltr writes epoch
-    averages only), from the statistics the actor hands to ``actor.on_stats``;
-  - copies each batch to the device without blocking (:class:`ltr_plugins.trainers.data_path.DeviceBatches`) and
-    tells a loader whose workers outlive the epoch which epoch it draws (``settings.persistent_workers``);
-  - under torchrun: wraps the student in DistributedDataParallel, and only rank 0 writes checkpoints and
-    tensorboard (the other processes print nothing either, see ltr_plugins.trainers.distributed);
-  - ``train`` (ltr's loop of ``BaseTrainer.train``, with another retry policy): holds the setting's lock (a second
-    training of the same setting stops with an error naming the process); resumes from the latest *intact*
-    checkpoint (a damaged one is named and moved aside, the previous one used, with a line saying so), read without
-    running pickled code (``ltr_plugins.network_files.read_training_checkpoint``, through ltr's
-    ``torch_load_legacy``, patch 02); with ``fail_safe`` a crash restarts from the latest checkpoint up to
-    ``MAX_ATTEMPTS`` times in all, and the last failure ends the run with that error (a non-zero exit), never with
-    "Finished training!". Under torchrun a crash ends every process (the others cannot go on without it): restart
-    the whole group with ``torchrun --max-restarts N``, which resumes the same way.
-  - ``settings.keep_checkpoints = N`` keeps the latest N checkpoints and the one with the lowest validation loss
-    (``Loss/total`` of the ``val`` loader), removing the others as training goes on; None (the default) keeps all.
+``LTRTrainer`` runs each epoch unchanged; MKDNet adds, through ltr's public methods, :class:`JointOptimizer` (the
+student's Adam with its StepLR schedule and the discriminators' Adam as one optimizer, both stepped after the actor's
+single backward pass, both states in the checkpoint) and :class:`MKDNetTrainer`, which re-seeds every epoch from
+``settings.seed``, the epoch and the rank (a resumed run repeats an uninterrupted one), logs every iteration, wraps
+the student in DDP under torchrun (rank 0 alone writes), holds the setting's lock, and resumes from the latest intact
+checkpoint without running pickled code; with ``fail_safe`` a crash restarts from it, up to ``MAX_ATTEMPTS`` attempts,
+and the last failure ends the run with its error. Settings: the README's "Training" section.
 """
 import contextlib
 import os

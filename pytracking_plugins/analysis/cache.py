@@ -1,23 +1,13 @@
 """The analysis cache: each tracker's per-sequence curves under a fingerprint of everything they depend on.
 
-Kept as ``latot_eval_data.npz`` next to the report (as pytracking keeps ``eval_data.pkl`` under
-``result_plot_path/<report_name>``), but in a data format: numpy arrays read with ``allow_pickle=False``, so a cache
-file from anywhere (a shared report folder, a results archive) can never run code. Nothing stale or forged is read
-back:
-
-- an entry's key is a hash of everything its curves were computed from (protocol version, sequences, ground truth,
-  the bytes of every result file), and an entry is only used for the sequences' frame counts it was made for;
-- each entry carries a hash of its key and values, and its values must be curves this module computes: shares in
-  [0, 1] that are whole frame counts of their denominator, monotone along the thresholds, NaN only as whole rows
-  (a sequence without a score);
-
-an entry that fails is dropped, and a file that is not a valid cache ignored, with one line on stderr saying why;
-those scores are recomputed and the file rewritten.
-
-Layout: ``format`` (the format number), ``keys`` (the fingerprints, least recently used first) and per entry ``i``
-the arrays ``entry<i>_precision`` [S, 51], ``entry<i>_norm_precision`` [S, 51], ``entry<i>_success`` [S, 21]
-(float64), ``entry<i>_num_valid``, ``entry<i>_repaired`` and ``entry<i>_cut_lines`` [S] (int64), and
-``digests`` (one hash per entry).
+Kept as ``latot_eval_data.npz`` next to the report, numpy arrays read with ``allow_pickle=False``, so a cache file
+from anywhere can never run code. An entry's key hashes everything its curves came from (protocol version, sequences,
+ground truth, the bytes of every result file); it carries a hash of key and values, is used only for the frame counts
+it was made for, and its values must be curves this module computes (shares in [0, 1] of whole frame counts,
+monotone, NaN only as whole rows). Anything else is dropped with one line on stderr, recomputed and rewritten.
+Layout: ``format``, ``keys`` (least recently used first), ``digests``, and per entry ``i`` the float64
+``entry<i>_precision`` [S, 51], ``_norm_precision`` [S, 51], ``_success`` [S, 21] and the int64 ``entry<i>_num_valid``,
+``_repaired``, ``_cut_lines`` [S].
 """
 import hashlib
 import os

@@ -1,51 +1,13 @@
 """The LaTOT evaluation protocol (paper, section V-A): PR, NPR and SR of many trackers, with plots and a report.
 
-As a module::
-
-    from pytracking.evaluation import trackerlist
-    from pytracking_plugins.analysis import latot
-
-    trackers = trackerlist('mkdnet', 'mkdnet', display_name='MKDNet') + \\
-               trackerlist('dimp', 'super_dimp', range(3)) + \\
-               [latot.folder_source('/data/latot_raw_results/LTMU')]
-    evaluation = latot.evaluate(trackers, 'latot_test', report_name='latot_test_sota')
-    latot.print_summary(evaluation)
-    latot.write_report(evaluation, latot.default_output_dir('latot_test_sota'))
-    latot.write_json(evaluation, 'scores.json')
-
-As a command (``python -m pytracking_plugins.analysis.latot --help``)::
-
-    python -m pytracking_plugins.analysis.latot --dataset latot_test \\
-        --tracker mkdnet mkdnet --label MKDNet \\
-        --tracker dimp super_dimp 0-2 --merge-runs \\
-        --results /data/latot_raw_results/LTMU \\
-        --results-root /data/lasot_toolkit/tracking_results \\
-        --json scores.json
-
-It prints the ranked table and Table V, and writes into ``<result_plot_path>/<report name>/`` (default report name:
-``latot_protocol_<dataset>``; or ``--output-dir``):
-``precision_plot``, ``norm_precision_plot``, ``success_plot`` and ``attributes_plot`` (``.png`` and ``.pdf``),
-``per_sequence.csv``, ``summary.txt``, ``report.md``, and the cache ``latot_eval_data.npz`` (numpy arrays, never a
-pickle). The scores are printed before any file is written, so a write failure (a read-only folder) loses none of
-them; it ends in one line naming the folder, and exit status 1. Every file is written to a temporary name first and
-renamed when complete. ``--json`` needs an existing folder, unless it lies inside the output folder.
-
-``--protocol paper`` (default) scores by the paper's text; ``--protocol toolkit`` by the LaSOT evaluation toolkit's
-semantics, which made the paper's tables (:mod:`.protocol`; README, "Two protocols"); ``--protocol both`` prints
-both, writes one JSON with both (``{"protocols": {"paper": ..., "toolkit": ...}}``) and the toolkit's report into
-``toolkit_protocol/``. Every score carries a 95 % bootstrap interval, and neighbouring trackers a paired
-comparison (:mod:`.uncertainty`).
-
-Metric definitions and frame rules: :mod:`pytracking_plugins.analysis.metrics`. Result folders:
-:mod:`pytracking_plugins.analysis.results`. Attributes: :mod:`ltr_plugins.latot_attributes`. Dataset
-statistics (Table I, tiny criterion): :mod:`pytracking_plugins.analysis.stats`.
-
-pytracking's own tools (``print_results``, ``plot_results``, ``print_results_per_attribute``,
-``plot_attributes_radar`` with ``get_dataset_attributes('latot_test')``) work on LaTOT too, but report pytracking's
-metrics, not LaTOT's: 'Precision' at 20 px (LaTOT: 5 px), 'Norm Precision' at 0.2 (LaTOT: the area under the curve
-from 0 to 0.5), and an AUC that, with ``exclude_invalid_frames=True``, equals SR up to two artefacts: an IoU of a box
-with itself can round to just above 1 and count at t = 1, and absent frames count as normalised-precision hits.
-Use this module for LaTOT's numbers.
+From Python, :func:`evaluate` (pytracking trackers and :func:`folder_source` result folders), then
+:func:`print_summary`, :func:`write_report` and :func:`write_json`; as a command, ``python -m
+pytracking_plugins.analysis.latot --help`` (docs/latot.md). The scores are printed before any file is written, so a
+folder that cannot be written loses none of them, and every file is written to a temporary name first. ``--protocol``
+scores by the paper's text or by the LaSOT toolkit's semantics (:mod:`.protocol`); every score carries a bootstrap
+interval (:mod:`.uncertainty`). Definitions: :mod:`.metrics`; result folders: :mod:`.results`; attributes:
+:mod:`ltr_plugins.latot_attributes`; statistics: :mod:`.stats`. pytracking's own analysis tools work on LaTOT but
+report pytracking's metrics (precision at 20 px, not 5 px): use this module for LaTOT's numbers.
 """
 import argparse
 import os

@@ -1,57 +1,13 @@
-"""LaTOT's three scores (paper, section V-A), vectorised over whole benchmarks, under the paper protocol (below) and
-the toolkit protocol (:func:`evaluate_toolkit_concatenated`: the LaSOT evaluation toolkit's rules, which made the
-paper's tables; the two side by side in :mod:`.protocol` and the README).
+"""LaTOT's three scores (paper, section V-A), vectorised over whole benchmarks, under the paper protocol and the
+toolkit protocol (:func:`evaluate_toolkit_concatenated`; the two side by side in :mod:`.protocol`).
 
-Definitions, per sequence, then averaged over sequences (each sequence weighs the same):
-
-- **PR** (precision rate): the share of frames whose centre error is at most 5 px (edge inclusive).
-- **NPR** (normalised precision rate): the area under the normalised precision curve, i.e. the mean of the share
-  of frames whose normalised centre error is at most ``t``, over ``t = 0, 0.01, ..., 0.50`` (51 thresholds).
-- **SR** (success rate): the area under the success curve, i.e. the mean of the share of frames whose IoU is
-  greater than ``t`` (strictly), over ``t = 0, 0.05, ..., 1`` (21 thresholds).
-
-The geometry is pytracking's (``pytracking/analysis/extract_results.py``):
-
-- centre of ``x, y, w, h``: ``(x + w/2, y + h/2)``. pytracking writes ``x + (w - 1)/2``; the ``-1/2`` cancels in
-  every difference below, so the errors are the same.
-- centre error: the Euclidean distance of the two centres, in pixels.
-- normalised centre error (``calc_err_center(normalized=True)``): each axis of the centre difference divided by
-  the *ground truth's* width / height, then the Euclidean norm:
-  ``sqrt(((cx_p - cx_g) / w_g)^2 + ((cy_p - cy_g) / h_g)^2)`` -- the TrackingNet / LaSOT normalisation.
-- IoU: intersection over union of the two boxes as continuous rectangles ``[x, x + w) x [y, y + h)``
-  (pytracking's ``- 1.0`` / ``+ 1.0`` pair cancels the same way).
-
-Frames, following pytracking's robust evaluation (``calc_seq_err_robust``):
-
-- **Valid ground truth**: all four of ``x, y, w, h`` greater than 0, finite, and the target visible. Note that
-  this is pytracking's rule verbatim: a box whose ``x`` or ``y`` is exactly 0 (a target clipped at the left or top
-  border) is invalid too.
-- **Invalid frames are excluded**: they count neither as successes nor as failures, for all three scores (the
-  denominator is the number of valid frames). pytracking's ``extract_results`` does this for PR and SR with
-  ``exclude_invalid_frames=True``; its NPR however counts invalid frames as successes (it sets their normalised
-  error to -1, below every threshold), and by default (``exclude_invalid_frames=False``) it counts them in the
-  denominator. Here all three scores treat them alike.
-- A sequence with no valid frame has no score (NaN) and is left out of averages.
-- **The first frame counts**, as in pytracking: the prediction there is replaced by the ground truth (the tracker
-  was given it), so a valid first frame scores IoU 1 and error 0.
-- **Predictions without a box** (zero width or height): the previous frame's prediction is used instead, as
-  pytracking does ("the tracker keeps its last box"). This is applied after the first-frame replacement, so a
-  tracker that reports no box from frame 2 on keeps the initial box (pytracking carries before replacing, which
-  differs only when a result file's own first line has no box either).
-- **Invalid predictions** (NaN, infinite, negative width or height) are errors, as in pytracking, and so is a
-  result file whose first box has zero size (no tracker starts from that); the result readers name the file and
-  line. Predictions and ground truth must have the same number of frames (pytracking pads
-  or truncates silently; here it is an error, raised by the readers, which know the file).
-
-Comparisons use a tolerance of 1e-9 (px, normalised units, IoU): LaTOT's boxes have two decimals, so a centre error
-that is exactly 5 px on paper (say a 3.00 / 4.00 px offset) may come out as 5.000000000000001 in binary floating
-point; the tolerance keeps such an edge case on the side the definition puts it ("<= 5 px" includes it, "IoU > t"
-excludes IoU == t).
-
-Against pytracking's ``extract_results(..., exclude_invalid_frames=True)`` the curves are the same but for the NPR
-rule above and one rounding artefact of pytracking's: its IoU of a box with itself (``- 1.0`` then ``+ 1.0``) can
-come out as 1 + 2e-16 and count at t = 1, so its AUC can exceed SR by up to 1/21 of the share of such frames (at
-least the first frame); an identical box has IoU exactly 1 here, which t = 1 does not count.
+Per sequence, then averaged over sequences: PR, the share of frames with a centre error of at most 5 px; NPR, the
+area under the normalised precision curve (error per axis over the ground truth's size, t = 0, 0.01, ..., 0.50); SR,
+the area under the success curve (IoU > t, t = 0, 0.05, ..., 1). Geometry and frame rules are pytracking's
+(``extract_results.py``, ``calc_seq_err_robust``), but invalid ground truth (not all of ``x, y, w, h > 0``, or not
+visible) is left out of all three scores alike, where pytracking's NPR counts it a success. The first frame counts,
+with the ground truth as prediction; a predicted box without size takes the previous one; a sequence without a valid
+frame has no score (NaN). Comparisons allow 1e-9, so that two-decimal edge cases land where the definition puts them.
 """
 from typing import List, NamedTuple, Optional, Sequence
 

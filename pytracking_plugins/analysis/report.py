@@ -3,7 +3,7 @@ import csv
 import io
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -175,16 +175,13 @@ def _highlight(values: Dict[str, float]) -> Dict[str, str]:
     return marked
 
 
-def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], output_dir: str,
-                    title: Optional[str] = None) -> str:
-    def relative(path: str) -> str:
-        return os.path.relpath(path, output_dir).replace(os.sep, '/')
+def _plot_lines(png: str, pdf: str, caption: str, relative: Callable[[str], str]) -> List[str]:
+    return ['![{}]({})'.format(caption, relative(png)), '', '*{}* — [PDF]({})'.format(caption, relative(pdf)), '']
 
+
+def _overall_section(evaluation: Evaluation, ranking: List[str]) -> List[str]:
+    """The ranked table with intervals, the paired comparisons and the repairs."""
     scores = evaluation.scores()
-    ranking = evaluation.ranking('SR')
-    lines = ['# {}'.format(title or 'LaTOT evaluation on {}'.format(dataset_title(evaluation.dataset_name))), '',
-             headline(evaluation) + '.', '']
-
     metric_names = list(evaluation.metrics)
     if evaluation.protocol is Protocol.TOOLKIT:
         meaning = ('PR: precision at 5 px; NPR: normalised precision at 0.20; SR: area under the success curve; '
@@ -192,7 +189,7 @@ def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], ou
     else:
         meaning = ('PR: precision at 5 px; NPR: area under the normalised precision curve (0 to 0.5); SR: area under '
                    'the success curve')
-    lines += ['## Overall', '', 'Protocol: **{}**. Ranked by SR. {}. Best in bold, second in italics; {}'.format(
+    lines = ['## Overall', '', 'Protocol: **{}**. Ranked by SR. {}. Best in bold, second in italics; {}'.format(
         evaluation.protocol.value, meaning, interval_note(evaluation)), '']
     marked = {m: _highlight({label: scores[label][m] for label in ranking}) for m in metric_names}
     intervals = evaluation.intervals()
@@ -213,65 +210,91 @@ def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], ou
     repaired = repair_lines(evaluation) + dropped_lines(evaluation)
     if repaired:
         lines += ['### Repaired results and left-out sequences', ''] + ['- ' + line for line in repaired] + ['']
+    return lines
 
-    lines += ['## Plots', '']
+
+def _curve_plot_section(plot_paths: Dict[str, List[str]], relative: Callable[[str], str]) -> List[str]:
+    lines = ['## Plots', '']
     captions = {'precision': 'Precision plot (legend: PR at 5 px)',
                 'norm_precision': 'Normalized precision plot (legend: NPR)',
                 'success': 'Success plot (legend: SR)'}
     for kind, caption in captions.items():
         if kind in plot_paths:
             png, pdf = plot_paths[kind]
-            lines += ['![{}]({})'.format(caption, relative(png)), '',
-                      '*{}* — [PDF]({})'.format(caption, relative(pdf)), '']
+            lines += _plot_lines(png, pdf, caption, relative)
+    return lines
 
-    if evaluation.attributes:
-        per_attribute = evaluation.attribute_scores()
-        counts = evaluation.attribute_counts()
-        attributes = list(evaluation.attributes)
-        lines += ['## Attributes', '', 'SR per challenge attribute (the paper\'s Table V); the second header row gives '
-                  'the number of sequences; n/a: attribute unavailable for this dataset; —: no sequence has it.', '']
-        columns = {a: _highlight({label: per_attribute[a][label]['SR'] for label in ranking})
-                   for a in attributes if a in per_attribute}
-        rows = [['', '*sequences*'] + [str(counts[a]) if evaluation.attributes[a].available else 'n/a'
-                                       for a in attributes]]
-        for i, label in enumerate(ranking, start=1):
-            rows.append([str(i), label] + [columns[a][label] if a in columns else
-                                           ('n/a' if not evaluation.attributes[a].available else '—')
-                                           for a in attributes])
-        lines += [_md_table(['#', 'Tracker'] + attributes, rows, ['--:', '---'] + ['--:'] * len(attributes)), '']
-        lines += ['Attributes: ' + '; '.join('{} {}'.format(a, evaluation.attributes[a].long) for a in attributes)
-                  + '.', '']
-        note = unavailable_note(evaluation)
-        if note:
-            lines += [note, '']
-        if 'attributes' in plot_paths:
-            png, pdf = plot_paths['attributes']
-            lines += ['![SR per attribute]({})'.format(relative(png)), '',
-                      '*SR per attribute* — [PDF]({})'.format(relative(pdf)), '']
 
-    lines += ['## Per sequence', '', 'SR of every sequence; PR, NPR and SR of every sequence and tracker are in '
-              '[{0}]({0}).'.format(PER_SEQUENCE_FILE), '', '<details><summary>{} sequences</summary>'.format(
-                  len(evaluation.sequences)), '']
+def _attribute_section(evaluation: Evaluation, ranking: List[str], plot_paths: Dict[str, List[str]],
+                       relative: Callable[[str], str]) -> List[str]:
+    """SR per attribute (the paper's Table V) with the sequence counts; nothing without attributes."""
+    if not evaluation.attributes:
+        return []
+    per_attribute = evaluation.attribute_scores()
+    counts = evaluation.attribute_counts()
+    attributes = list(evaluation.attributes)
+    lines = ['## Attributes', '', 'SR per challenge attribute (the paper\'s Table V); the second header row gives '
+             'the number of sequences; n/a: attribute unavailable for this dataset; —: no sequence has it.', '']
+    columns = {a: _highlight({label: per_attribute[a][label]['SR'] for label in ranking})
+               for a in attributes if a in per_attribute}
+    rows = [['', '*sequences*'] + [str(counts[a]) if evaluation.attributes[a].available else 'n/a'
+                                   for a in attributes]]
+    for i, label in enumerate(ranking, start=1):
+        rows.append([str(i), label] + [columns[a][label] if a in columns else
+                                       ('n/a' if not evaluation.attributes[a].available else '—')
+                                       for a in attributes])
+    lines += [_md_table(['#', 'Tracker'] + attributes, rows, ['--:', '---'] + ['--:'] * len(attributes)), '']
+    lines += ['Attributes: ' + '; '.join('{} {}'.format(a, evaluation.attributes[a].long) for a in attributes)
+              + '.', '']
+    note = unavailable_note(evaluation)
+    if note:
+        lines += [note, '']
+    if 'attributes' in plot_paths:
+        png, pdf = plot_paths['attributes']
+        lines += _plot_lines(png, pdf, 'SR per attribute', relative)
+    return lines
+
+
+def _sequence_section(evaluation: Evaluation, ranking: List[str]) -> List[str]:
+    """SR of every sequence (folded), and the sequences left out."""
+    lines = ['## Per sequence', '', 'SR of every sequence; PR, NPR and SR of every sequence and tracker are in '
+             '[{0}]({0}).'.format(PER_SEQUENCE_FILE), '', '<details><summary>{} sequences</summary>'.format(
+                 len(evaluation.sequences)), '']
     sr = {label: evaluation.sequence_scores(label).SR for label in ranking}
     rows = [[name, str(int(evaluation.num_frames[i])), ' '.join(evaluation.sequence_attributes(name))] +
             [_score(sr[label][i]) for label in ranking] for i, name in enumerate(evaluation.sequences)]
     lines += [_md_table(['Sequence', 'Frames', 'Attributes'] + ranking, rows,
                         ['---', '--:', '---'] + ['--:'] * len(ranking)), '', '</details>', '']
-
     if evaluation.skipped_sequences:
         lines += ['## Skipped sequences', '', 'Left out because some tracker has no results for them:', '']
         lines += ['- {}: {}'.format(label, ', '.join(names)) for label, names in
                   evaluation.skipped_sequences.items()] + ['']
+    return lines
 
-    lines += ['## Trackers', '']
+
+def _tracker_section(evaluation: Evaluation) -> List[str]:
     rows = []
     for info in evaluation.trackers:
         folders = info['results_dir'] if isinstance(info['results_dir'], list) else [info['results_dir']]
         what = info['kind'] if info['kind'] != 'pytracking' else 'pytracking {} {}{}'.format(
             info['name'], info['parameter'], '' if info.get('run_id') is None else ' run {}'.format(info['run_id']))
         rows.append([info['label'], what, '<br>'.join('`{}`'.format(f) for f in folders)])
-    lines += [_md_table(['Tracker', 'Source', 'Results'], rows), '']
+    return ['## Trackers', '', _md_table(['Tracker', 'Source', 'Results'], rows), '']
 
+
+def markdown_report(evaluation: Evaluation, plot_paths: Dict[str, List[str]], output_dir: str,
+                    title: Optional[str] = None) -> str:
+    def relative(path: str) -> str:
+        return os.path.relpath(path, output_dir).replace(os.sep, '/')
+
+    ranking = evaluation.ranking('SR')
+    lines = ['# {}'.format(title or 'LaTOT evaluation on {}'.format(dataset_title(evaluation.dataset_name))), '',
+             headline(evaluation) + '.', '']
+    lines += _overall_section(evaluation, ranking)
+    lines += _curve_plot_section(plot_paths, relative)
+    lines += _attribute_section(evaluation, ranking, plot_paths, relative)
+    lines += _sequence_section(evaluation, ranking)
+    lines += _tracker_section(evaluation)
     lines += ['## Protocol', ''] + ['- ' + line for line in protocol_lines(evaluation.protocol)] + ['']
     return '\n'.join(lines)
 

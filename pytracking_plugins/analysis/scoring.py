@@ -7,6 +7,7 @@ how they are read), :mod:`.metrics` (the definitions), :mod:`.cache` (curves by 
 """
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -200,53 +201,37 @@ def _merge_runs(sources: List[ResultSource], curves: Dict[str, metrics.Curves], 
     return merged_trackers, merged_curves, merged_repairs
 
 
-def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, report_name: Optional[str] = None,
-             output_dir: Optional[str] = None, skip_missing: bool = False, merge_runs: bool = False,
-             force_evaluation: bool = False, use_cache: bool = True, cache: Optional[CurveCache] = None,
-             attributes: Optional[Mapping[str, latot_attributes.Flags]] = None, verbose: bool = True,
-             protocol: Union[str, Protocol] = Protocol.PAPER, absent_flags: Optional[Mapping[str, Any]] = None,
-             bootstrap_resamples: int = DEFAULT_RESAMPLES, bootstrap_seed: int = DEFAULT_SEED,
-             **dataset_kwargs) -> Evaluation:
-    """Scores ``trackers`` on ``dataset`` under the LaTOT protocol (definitions: :mod:`metrics`).
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How :func:`evaluate` scores: the protocol, the toolkit protocol's absent flags and the intervals' bootstrap."""
+    protocol: Protocol = Protocol.PAPER
+    absent_flags: Optional[Mapping[str, Any]] = None
+    bootstrap_resamples: int = DEFAULT_RESAMPLES
+    bootstrap_seed: int = DEFAULT_SEED
 
-    args:
-        trackers - any mix of pytracking Trackers (``trackerlist(...)``), :class:`ResultSource` and folder paths
-        dataset - a pytracking dataset name ('latot_test', 'latot', 'otb', ...), a dataset object or Sequences
-        report_name - folder name under pytracking's ``result_plot_path`` for the cache
-                      (default 'latot_protocol_<dataset>')
-        output_dir - the folder instead of ``result_plot_path/<report_name>``
-        skip_missing - evaluate only the sequences every tracker has results for (otherwise an error lists the
-                       missing files), as pytracking's ``skip_missing_seq``
-        merge_runs - average the runs of a pytracking tracker, as pytracking's ``merge_results``
-        force_evaluation - recompute everything (the cache is rewritten)
-        use_cache - read and write the cache ``<output_dir>/latot_eval_data.npz``
-        cache - a cache the caller loaded and saves itself (the command saves it after printing the scores);
-                by default the cache is loaded here and saved before returning (a write failure is reported
-                on stderr and loses nothing but the cache)
-        attributes - ``{sequence: flags}`` when ``dataset`` is a plain list of Sequences
-        protocol - 'paper' (default) or 'toolkit' (the LaSOT toolkit's semantics; :mod:`.protocol`)
-        absent_flags - ``{sequence: [N] bool}`` for the toolkit protocol, instead of the LaTOT flag files or, for
-                       other datasets and lists of Sequences, ``~target_visible``
-        bootstrap_resamples, bootstrap_seed - the confidence intervals' bootstrap (:mod:`.uncertainty`)
-        dataset_kwargs - passed to the dataset's constructor (LaTOT: ``allow_missing=True``, ``root=...``)
-    """
-    protocol = Protocol.parse(protocol)
-    check_resamples(bootstrap_resamples)
-    sources = as_sources(trackers)
-    if not sources:
-        raise ValueError('No trackers to evaluate')
-    view = load_dataset_view(dataset, **dataset_kwargs)
-    sequences = view.sequences
-    if not sequences:
-        raise ValueError('Dataset {} has no sequences'.format(view.name))
-    attribute_infos = view.attributes
-    if attributes is not None:
-        unflagged = [s.name for s in sequences if s.name not in attributes]
-        if unflagged:
-            raise ValueError('attributes: no flags for {} of {} sequences ({}{})'.format(
-                len(unflagged), len(sequences), ', '.join(unflagged[:10]), ' ...' if len(unflagged) > 10 else ''))
-        attribute_infos = attribute_infos_from_flags({s.name: attributes[s.name] for s in sequences})
+    @classmethod
+    def checked(cls, protocol: Union[str, Protocol], absent_flags: Optional[Mapping[str, Any]],
+                bootstrap_resamples: int, bootstrap_seed: int) -> 'ScoringOptions':
+        """The options with the protocol parsed and the number of resamples checked (ValueError otherwise)."""
+        protocol = Protocol.parse(protocol)
+        check_resamples(bootstrap_resamples)
+        return cls(protocol, absent_flags, bootstrap_resamples, bootstrap_seed)
 
+
+def _attribute_infos(view, sequences: Sequence, attributes: Optional[Mapping[str, latot_attributes.Flags]]):
+    """The dataset's attributes, or those of the caller's ``{sequence: flags}`` (one entry per sequence)."""
+    if attributes is None:
+        return view.attributes
+    unflagged = [s.name for s in sequences if s.name not in attributes]
+    if unflagged:
+        raise ValueError('attributes: no flags for {} of {} sequences ({}{})'.format(
+            len(unflagged), len(sequences), ', '.join(unflagged[:10]), ' ...' if len(unflagged) > 10 else ''))
+    return attribute_infos_from_flags({s.name: attributes[s.name] for s in sequences})
+
+
+def _sequences_with_results(sources: List[ResultSource], sequences: Sequence, skip_missing: bool, verbose: bool):
+    """``(sequences, missing)``: the sequences to score and ``{label: [sequence names]}`` of the missing results;
+    missing results are an error, or with ``skip_missing`` their sequences are left out."""
     names = [s.name for s in sequences]
     check_result_paths(sources, names)
     missing = missing_results(sources, names)
@@ -262,8 +247,59 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
         if not sequences:
             raise ResultsError('No sequence has results from every tracker:\n' +
                                missing_results_message(missing, sources, len(names)))
+    return sequences, missing
 
-    truth = _ground_truth(sequences, protocol, absent_flags, view.absent)
+
+def _toolkit_repairs(sources: List[ResultSource], sequences: Sequence, curves: Dict[str, metrics.Curves],
+                     verbose: bool) -> Dict[str, Dict[str, Any]]:
+    """Each tracker's repairs under the toolkit protocol, with a warning line per tracker that had any."""
+    repairs = {s.label: repair_summary(curves[s.label], [s.result_path(q.name) for q in sequences])
+               for s in sources}
+    for label, summary in repairs.items():
+        warning = repair_warning(label, summary)
+        if warning and verbose:
+            print(warning, file=sys.stderr)
+    return repairs
+
+
+def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, report_name: Optional[str] = None,
+             output_dir: Optional[str] = None, skip_missing: bool = False, merge_runs: bool = False,
+             force_evaluation: bool = False, use_cache: bool = True, cache: Optional[CurveCache] = None,
+             attributes: Optional[Mapping[str, latot_attributes.Flags]] = None, verbose: bool = True,
+             protocol: Union[str, Protocol] = Protocol.PAPER, absent_flags: Optional[Mapping[str, Any]] = None,
+             bootstrap_resamples: int = DEFAULT_RESAMPLES, bootstrap_seed: int = DEFAULT_SEED,
+             **dataset_kwargs) -> Evaluation:
+    """Scores ``trackers`` on ``dataset`` under the LaTOT protocol (definitions: :mod:`metrics`).
+
+    args:
+        trackers - any mix of pytracking Trackers (``trackerlist(...)``), :class:`ResultSource` and folder paths
+        dataset - a pytracking dataset name ('latot_test', 'latot', 'otb', ...), a dataset object or Sequences
+        report_name, output_dir - where the cache is: ``output_dir``, else ``result_plot_path/<report_name>``
+                      (default report name 'latot_protocol_<dataset>')
+        skip_missing - evaluate only the sequences every tracker has results for (otherwise an error lists the
+                       missing files), as pytracking's ``skip_missing_seq``
+        merge_runs - average the runs of a pytracking tracker, as pytracking's ``merge_results``
+        force_evaluation - recompute everything (the cache is rewritten)
+        use_cache - read and write the cache ``<output_dir>/latot_eval_data.npz``
+        cache - a cache the caller loaded and saves itself; by default it is loaded here and saved before
+                returning (a write failure is reported on stderr and loses nothing but the cache)
+        attributes - ``{sequence: flags}`` when ``dataset`` is a plain list of Sequences
+        protocol, absent_flags, bootstrap_resamples, bootstrap_seed - see :class:`ScoringOptions`: 'paper'
+                      (default) or 'toolkit' (:mod:`.protocol`); ``{sequence: [N] bool}`` for the toolkit protocol
+                      instead of the LaTOT flag files or ``~target_visible``; the bootstrap (:mod:`.uncertainty`)
+        dataset_kwargs - passed to the dataset's constructor (LaTOT: ``allow_missing=True``, ``root=...``)
+    """
+    scoring = ScoringOptions.checked(protocol, absent_flags, bootstrap_resamples, bootstrap_seed)
+    sources = as_sources(trackers)
+    if not sources:
+        raise ValueError('No trackers to evaluate')
+    view = load_dataset_view(dataset, **dataset_kwargs)
+    if not view.sequences:
+        raise ValueError('Dataset {} has no sequences'.format(view.name))
+    attribute_infos = _attribute_infos(view, view.sequences, attributes)
+    sequences, missing = _sequences_with_results(sources, view.sequences, skip_missing, verbose)
+
+    truth = _ground_truth(sequences, scoring.protocol, scoring.absent_flags, view.absent)
     own_cache = cache is None and use_cache
     if own_cache:
         folder = output_dir or default_output_dir(report_name or default_report_name(view.name))
@@ -274,14 +310,7 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
               for source in sources}
     if own_cache:
         save_cache(cache)
-    repairs = {}
-    if protocol is Protocol.TOOLKIT:
-        repairs = {s.label: repair_summary(curves[s.label], [s.result_path(q.name) for q in sequences])
-                   for s in sources}
-        for label, summary in repairs.items():
-            warning = repair_warning(label, summary)
-            if warning and verbose:
-                print(warning, file=sys.stderr)
+    repairs = _toolkit_repairs(sources, sequences, curves, verbose) if scoring.protocol is Protocol.TOOLKIT else {}
 
     tracker_infos = [s.describe() for s in sources]
     if merge_runs:
@@ -289,6 +318,6 @@ def evaluate(trackers: Iterable, dataset: Union[str, Any] = 'latot_test', *, rep
     return Evaluation(view.name, [s.name for s in sequences], truth['lengths'],
                       next(iter(curves.values())).num_valid, tracker_infos, curves, attribute_infos,
                       {label: absent for label, absent in missing.items()},
-                      [s.object_class for s in sequences], protocol=protocol, repairs=repairs,
-                      frame_counts=truth.get('frame_counts', {}), bootstrap_resamples=bootstrap_resamples,
-                      bootstrap_seed=bootstrap_seed)
+                      [s.object_class for s in sequences], protocol=scoring.protocol, repairs=repairs,
+                      frame_counts=truth.get('frame_counts', {}), bootstrap_resamples=scoring.bootstrap_resamples,
+                      bootstrap_seed=scoring.bootstrap_seed)

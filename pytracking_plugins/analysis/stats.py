@@ -1,21 +1,10 @@
 """Dataset statistics: the columns of the paper's Table I and its tiny-object criterion (section III-A).
 
-The paper's criterion, made exact here (per sequence, over the frames where the target is present, i.e. the box is
-finite with positive width and height):
-
-- average absolute size ``A = mean(sqrt(w * h))`` in pixels -- the side of the square with the box's area, so that
-  "below 22x22" reads ``A < 22``;
-- average relative size ``R = mean(w * h / (W * H))`` with ``W x H`` the frame size (read from the first frame's
-  header; a sequence's frames share one size);
-- the sequence is **tiny** when ``A < 22`` and ``R < 1 %`` (both strict). A sequence without any present frame has
-  no sizes and is not counted as tiny.
-
-Table I describes the *tiny* sequences of each benchmark (LaTOT: all 434). For every dataset both rows are given:
-all sequences, and the tiny ones. Columns: videos, classes (distinct ``object_class``; LaTOT: the name's category),
-frame rate (given, default 30 like LaTOT), min / max / average frames, average duration (average frames / frame
-rate, seconds) and total frames.
-
-Command::
+Per sequence, over the frames where the target is present (finite box, positive width and height): average absolute
+size ``A = mean(sqrt(w * h))`` px (so "below 22x22" reads ``A < 22``) and average relative size
+``R = mean(w * h / (W * H))`` (the frame size from the first frame's header). A sequence is tiny when ``A < 22`` and
+``R < 1 %`` (both strict); one without a present frame is not. Table I's columns (videos, classes, frame rate,
+min / max / average frames, average duration, total frames) are given for all sequences and for the tiny ones::
 
     python -m pytracking_plugins.analysis.stats --dataset latot [--dataset otb ...] [--per-sequence] [--json FILE]
 """

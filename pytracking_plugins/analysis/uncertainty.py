@@ -1,15 +1,11 @@
 """Confidence intervals by bootstrap over sequences, and paired comparisons of trackers.
 
-A benchmark score is a mean over sequences, and sequences differ far more than frames do, so the uncertainty that
-matters is which sequences were drawn. The bootstrap resamples the sequences with replacement ``resamples`` times
-(default 1000, seeded), recomputes every tracker's mean on each resample, and reports the 2.5 and 97.5 percentiles
-of those means: a 95 % percentile interval. A sequence without a score for a tracker (NaN) is left out of that
-tracker's mean on every resample, exactly as in the point estimate.
-
-Every tracker is resampled with the *same* matrix of sequence indices, so a paired comparison of two trackers is
-the interval of the difference of their means over the same resamples (a tracker against itself: exactly 0), and
-costs nothing more. Vectorised: one ``[resamples, sequences]`` count matrix times the ``[sequences, trackers]``
-score matrix.
+A benchmark score is a mean over sequences, and sequences differ far more than frames, so the uncertainty that
+matters is which sequences were drawn. The bootstrap resamples the sequences with replacement (seeded), recomputes
+every tracker's mean on each resample (a sequence without a score is left out, as in the point estimate) and reports
+the 2.5 and 97.5 percentiles. Every tracker gets the *same* resamples, so a paired comparison is the interval of the
+difference of two means (a tracker against itself: exactly 0) and costs nothing more. Vectorised: one
+``[resamples, sequences]`` count matrix times the ``[sequences, trackers]`` score matrix.
 """
 from typing import Dict, List, NamedTuple, Sequence
 

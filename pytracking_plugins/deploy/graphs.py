@@ -1,26 +1,12 @@
 """What the ONNX export writes: the gradient-free inference networks of a DiMP tracking network, as PyTorch modules
 that call the network's own methods, so that each exported graph computes what the tracker calls.
 
-=========================== ============================================ ============================================
-graph                       the tracker's call                           inputs -> outputs (B: batch, dynamic)
-=========================== ============================================ ============================================
-``backbone``                ``NetWithBackbone.extract_backbone``         ``image`` [B, 3, H, W] (RGB, 0-255) -> the
-                            (normalisation, then the backbone)           layers the tracker reads (``layer2``,
-                                                                         ``layer3``)
-``classification_features`` ``DiMPnet.extract_classification_feat``      ``layer3`` -> ``classification_features``
-``iou_features``            ``AtomIoUNet.get_iou_feat``                  ``layer2``, ``layer3`` ->
-                                                                         ``iou_features_layer2``, ``_layer3``
-``iou_modulation``          ``AtomIoUNet.get_modulation``                ``layer2``, ``layer3``, ``boxes`` [B, 4]
-                            (first frame)                                (x, y, w, h, crop pixels) ->
-                                                                         ``modulation_layer2``, ``_layer3``
-=========================== ============================================ ============================================
-
-The batch varies with the tracker (one crop per frame, the augmented crops at the first frame); the crop size is
-fixed at export. The modulation pools the reference boxes with PrRoIPool, whose tracking implementation has
-data-dependent shapes; the exported one pools with :func:`ltr_plugins.prroi_pool.prroi_pool2d_dense` (the same
-values over the whole map). Not exported, because they are not fixed feed-forward networks: the online classifier
-(filter initialisation, steepest descent, scores) and the box refinement's IoU prediction, differentiated with
-respect to the boxes at every step.
+``backbone`` (``NetWithBackbone.extract_backbone``: ``image`` [B, 3, H, W], RGB 0-255 -> ``layer2``, ``layer3``),
+``classification_features`` (``DiMPnet.extract_classification_feat``), ``iou_features`` (``AtomIoUNet.get_iou_feat``)
+and ``iou_modulation`` (``AtomIoUNet.get_modulation`` of the first frame's ``boxes`` [B, 4], x, y, w, h in crop
+pixels). The batch B is dynamic, the crop size fixed at export. The modulation pools with
+:func:`ltr_plugins.prroi_pool.prroi_pool2d_dense` (the same values, no data-dependent shapes). Not exported, as they
+are not fixed feed-forward networks: the online classifier and the box refinement's IoU prediction.
 """
 import copy
 from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Sequence, Tuple

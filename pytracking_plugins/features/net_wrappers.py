@@ -1,21 +1,13 @@
 """The network wrapper MKDNet's parameter files give pytracking's DiMP tracker.
 
-:class:`MKDNetNetwork` is pytracking's ``NetWithBackbone`` (same preprocessing, same lazy loading on the tracker's
-``initialize_features``), with these differences:
-
-- the file is looked up like ``NetWrapper`` does (:func:`pytracking_plugins.network_folders.find_network_file`), and a
-  missing file is an error that names the file, every folder searched and how to get it, instead of ltr's 'No
-  matching checkpoint file found';
-- ``checkpoint_format='network'`` reads a pytracking network file (state dict + constructor, what MKDNet's training
-  exports) through pytracking's own ``load_network`` (which reads it without running pickled code:
-  :mod:`ltr_plugins.network_files`); ``'release'`` reads the authors' released file with
-  :func:`ltr_plugins.release_checkpoint.load_release_student`: the student alone, in a stock Super-DiMP
-  network, without running the file's constructor;
-- the network's parameters are frozen (``requires_grad=False``): tracking never trains them;
-- with the backend 'onnxruntime' (:meth:`MKDNetNetwork.use_backend`, which the MKDNet tracker calls with
-  ``params.backend``), the backbone and the classification features run in onnxruntime, from the ONNX export of the
-  same network file (:mod:`pytracking_plugins.deploy.onnx_runtime`, held as ``onnx``); the PyTorch network stays
-  loaded for the online classifier and the IoU-net's box refinement.
+:class:`MKDNetNetwork` is pytracking's ``NetWithBackbone`` (same preprocessing, same lazy loading), except that a
+missing file is an error naming every folder searched and how to get the file
+(:func:`pytracking_plugins.network_folders.find_network_file`); ``checkpoint_format='network'`` reads a network file
+through pytracking's ``load_network`` (no pickled code runs: :mod:`ltr_plugins.network_files`) and ``'release'`` the
+authors' released file (:func:`ltr_plugins.release_checkpoint.load_release_student`); the parameters are frozen; and
+with the backend 'onnxruntime' (:meth:`MKDNetNetwork.use_backend`) the backbone and the classification features run
+from the network's ONNX export (:mod:`pytracking_plugins.deploy.onnx_runtime`), PyTorch keeping the online
+classifier and the box refinement.
 """
 import os
 from typing import Optional

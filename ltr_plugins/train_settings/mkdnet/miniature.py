@@ -2,15 +2,12 @@
 trained from scratch on synthetic sequences with ordinary-sized targets, then students that start from it and train
 on the same sequences degraded so that their targets look as tiny as the test split's (Table IV's variants).
 
-The caller gives the sizes in ``settings.miniature`` (a dict with the keys of :data:`REQUIRED_KEYS`, and for a
-student those of :data:`STUDENT_KEYS`) and the variant in ``settings.miniature['variant']``; :func:`train` does it
-as ``run_training.py`` would. Each variant keeps its paper setting's Eq. 11 weights (``mkdnet``, ``mkdnet_fd``, ...).
-The miniature departs from the paper, so that networks trained from scratch learn in minutes on a CPU, in these
-ways only: a ResNet-18 trained whole (one Adam group per part); labels as wide, in score-map cells, as Super-DiMP's
-at 22 cells; the teacher trained from random weights; students
-initialised from that teacher; the degradation's target size set to the test targets' median side (the paper's
-16 px is about LaTOT's); validation on a split like the training one; every student logs its distance to the
-teacher, distilled or not (``settings.monitor_teacher``).
+The caller gives the sizes in ``settings.miniature`` (the keys of :data:`REQUIRED_KEYS`, for a student also
+:data:`STUDENT_KEYS`) and the variant in ``settings.miniature['variant']``; :func:`train` trains as ``run_training.py``
+would, with the variant's Eq. 11 weights. It departs from the paper only so as to learn in minutes on a CPU: a
+ResNet-18 trained whole (one Adam group per part), labels as wide in cells as Super-DiMP's at 22, the teacher from
+random weights, the degradation's target size at the test targets' median side, validation on a split like the
+training one, and every student logs its distance to the teacher (``settings.monitor_teacher``).
 """
 import importlib
 import os

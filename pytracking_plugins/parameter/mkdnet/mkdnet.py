@@ -1,16 +1,10 @@
 """MKDNet as the paper tracks (IV.D): the student network ``mkdnet.pth.tar``, Super-DiMP's online procedure.
 
 The parameters are Super-DiMP's own (``pytracking/parameter/dimp/super_dimp.py``, read at call time, so the two
-cannot drift apart); only the network and ``use_gpu`` differ. ``mkdnet.pth.tar`` is the student network of MKDNet's
-training (``python run_training.py mkdnet mkdnet``, then ``mkdnet-export mkdnet/mkdnet``),
-looked up in the network folder (``settings.network_path`` in ``pytracking/evaluation/local.py``).
-
-To change something, write your own parameter file on top of this one, e.g. on a GPU machine, to track on the CPU::
-
-    from pytracking.parameter.mkdnet import mkdnet
-
-    def parameters():
-        return mkdnet.parameters(use_gpu=False)
+cannot drift apart); only the network and ``use_gpu`` differ. ``mkdnet.pth.tar`` comes from MKDNet's training
+(``python run_training.py mkdnet mkdnet``, then ``mkdnet-export mkdnet/mkdnet``) and is looked up in the network
+folder. To change something, write your own parameter file on top of this one, e.g. to track on the CPU:
+``from pytracking.parameter.mkdnet import mkdnet`` and ``return mkdnet.parameters(use_gpu=False)``.
 """
 from typing import Optional
 

@@ -1,14 +1,10 @@
 """MKDNet with the authors' released model file and the authors' tracking parameters.
 
-The released file holds teacher, student and two discriminators in one state dict saved from a forked
-``dimpnet50``; the student is loaded into a stock Super-DiMP network without running the fork's constructor
-(:mod:`ltr_plugins.release_checkpoint`). Save the file in the network folder as ``mkdnet_release.pth.tar``
-(or pass ``net_path``).
-
-The authors tracked with more steepest-descent iterations for the target model than Super-DiMP (``net_opt_iter``
-25 instead of 10 at the first frame, ``net_opt_update_iter`` 3 instead of 2 at updates, ``net_opt_hn_iter`` 3
-instead of 1 after a hard negative); everything else is Super-DiMP's, taken from
-:mod:`pytracking.parameter.mkdnet.mkdnet`.
+The student is loaded from the released file into a stock Super-DiMP network without running the fork's constructor
+(:mod:`ltr_plugins.release_checkpoint`); save the file in the network folder as ``mkdnet_release.pth.tar`` (or pass
+``net_path``). The authors tracked with more steepest-descent iterations than Super-DiMP (``net_opt_iter`` 25 instead
+of 10, ``net_opt_update_iter`` 3 instead of 2, ``net_opt_hn_iter`` 3 instead of 1); everything else is Super-DiMP's,
+taken from :mod:`pytracking.parameter.mkdnet.mkdnet`.
 """
 from typing import Optional
 

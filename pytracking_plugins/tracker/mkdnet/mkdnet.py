@@ -1,25 +1,12 @@
 """The MKDNet tracker: pytracking's DiMP tracker, run with MKDNet's student network.
 
-MKDNet tracks exactly as its baseline Super-DiMP does (paper, IV.D "Online Tracking"): the student network, 15
-augmented initial samples, the target model updated every 20 frames or on a distractor, and IoU-net box refinement.
-Everything MKDNet-specific is in its parameter files (``pytracking/parameter/mkdnet``) and network wrapper
-(:mod:`pytracking_plugins.features.net_wrappers`).
-
-The class is pytracking's ``DiMP`` with changes in how, not what, it computes: the box refinement
-(``DiMP.refine_boxes``) computes the IoU features in a window around the boxes it refines and predicts their IoUs
-there (:mod:`pytracking_plugins.iou_window`), still by DiMP's own gradient-ascent loop (``DiMP.optimize_boxes``);
-the window grows whenever a box reaches beyond it, and a refinement whose boxes stop being finite is redone the
-stock way, on the whole map. On a GPU, the index of the best scale (``localize_target``) is read to the host once
-per frame, rather than each of the dozen times ``track`` indexes with it (each a host sync). Parameter ``iou_window_margin`` (how far the first window reaches beyond the boxes, in
-box sizes; default ``CPU_IOU_WINDOW_MARGIN`` on the CPU, off on a GPU, where the whole map costs little) sets it;
-None turns it off. Parameter ``seed`` (off by default): an integer seeds torch's random generator at each
-sequence's start (DiMP draws random shifts for its initial samples and random boxes for the refinement), so a
-sequence tracks the same whatever the order of sequences or the process it runs in. Parameter ``backend``:
-'pytorch' (default) or 'onnxruntime', which runs the backbone, the classification features and the IoU-net's
-features and modulation from an ONNX export of the network (``params.onnx_path``; see
-:meth:`pytracking_plugins.features.net_wrappers.MKDNetNetwork.use_backend`); the online classifier and the box
-refinement stay PyTorch, and a windowed refinement computes its window's IoU features in PyTorch from the backbone
-features onnxruntime computed (the window changes at every refinement, a fixed graph cannot follow it).
+MKDNet tracks exactly as its baseline Super-DiMP (paper, IV.D); everything MKDNet-specific is in its parameter files
+and network wrapper (:mod:`pytracking_plugins.features.net_wrappers`). This class changes how, not what, DiMP
+computes: the box refinement works in a window around its boxes (:mod:`pytracking_plugins.iou_window`; parameter
+``iou_window_margin``, default ``CPU_IOU_WINDOW_MARGIN`` on the CPU, None -- the whole map -- on a GPU), and on a GPU
+the best scale's index is read to the host once per frame. Parameter ``seed`` seeds torch at each sequence's start,
+so a sequence tracks the same whatever ran before it; ``backend='onnxruntime'`` runs the backbone and the feature
+networks from the network's ONNX export (``params.onnx_path``), the classifier and the box refinement staying PyTorch.
 """
 import math
 import numbers
