@@ -19,13 +19,14 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+from torch.utils.benchmark import Timer
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for path in (PROJECT_ROOT, os.path.dirname(os.path.abspath(__file__))):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from tracking_fps import best_of, lockstep, make_sequence, make_tracker  # noqa: E402
+from tracking_fps import BenchTracker, best_of, lockstep, make_sequence  # noqa: E402
 
 BACKENDS = (('PyTorch', 'mkdnet'), ('onnxruntime', 'mkdnet_onnx'))
 BACKBONES = {352: 'resnet50', 96: 'resnet18'}
@@ -34,12 +35,8 @@ EVERY_FRAME_NORMAL = {'target_not_found_threshold': -float('inf'), 'distractor_t
                       'hard_negative_threshold': float('inf')}
 
 
-class NothingTimed:
-    """lockstep() times one backbone forward after every frame; this bench compares the two backends only."""
-
-    @staticmethod
-    def extract_backbone(crop):
-        return None
+# lockstep() times one backbone forward after every frame; this bench compares the two backends only.
+NOTHING_TIMED = Timer('pass')
 
 
 def parse_args(argv=None):
@@ -75,14 +72,14 @@ def prepare_network(folder: str, crop: int, seed: int) -> None:
 def measure(args, sequence, crop: int):
     """Lockstep runs of both backends at ``crop``: {label: [Run per repeat]}, first-frame times."""
     overrides = dict(EVERY_FRAME_NORMAL, image_sample_size=crop)
-    trackers = OrderedDict((label, make_tracker('mkdnet', parameter, 'cpu', overrides))
+    trackers = OrderedDict((label, BenchTracker('mkdnet', parameter, 'cpu', overrides))
                            for label, parameter in BACKENDS)
     warmup = type(sequence)(sequence.name, sequence.frames[:args.warmup_frames], sequence.dataset,
                             sequence.ground_truth_rect[:args.warmup_frames])
-    lockstep(trackers, warmup, args.seed, NothingTimed, 'cpu')
+    lockstep(trackers, warmup, args.seed, NOTHING_TIMED, 'cpu')
     runs = OrderedDict((label, []) for label in trackers)
     for index in range(args.repeats):
-        repeat, _ = lockstep(trackers, sequence, args.seed, NothingTimed, 'cpu', flip=index % 2 == 1)
+        repeat, _ = lockstep(trackers, sequence, args.seed, NOTHING_TIMED, 'cpu', flip=index % 2 == 1)
         for label, run in repeat.items():
             runs[label].append(run)
     return runs
