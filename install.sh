@@ -10,7 +10,7 @@
 # the onnxruntime tracking backend (requirements-onnx.txt into .venv); later runs keep it.
 #
 # What it changes inside the pytracking checkout is listed in settings/footprint.txt, settings/pytracking_patches/
-# and README.md. Either every change of a run is made, or (on any failure, Ctrl-C or kill) none is left behind; one
+# and docs/install.md. Either every change of a run is made, or (on any failure, Ctrl-C or kill) none is left behind; one
 # run at a time (a second one waits for the first).
 set -euo pipefail
 
@@ -336,7 +336,8 @@ make_links() {
 
 write_local_files() {
   local file template
-  mkdir -p "$STATE" "$WORKSPACE"/{networks,pretrained_networks,tracking_results,result_plots,tensorboard}
+  mkdir -p "$STATE" "$WORKSPACE"/{networks,pretrained_networks,tracking_results,result_plots,tensorboard} \
+    "$WORKSPACE"/{parameter,train_settings}/mkdnet   # your own parameter files and train settings
   while read -r file template; do
     file=$PYTRACKING_DIR/$file; template=$TEMPLATES/$template
     [ -e "$file" ] && continue

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The plugin's GPU check: run it on any machine with a GPU after ./install.sh, and record its output in the README
+# The plugin's GPU check: run it on any machine with a GPU after ./install.sh, and record its output in docs/benchmarks.md
 # (Training, "GPU check") with the date and the GPU. It takes about ten minutes (each part is capped) and prints:
 #   1. PrRoIPool on CUDA against an exact reference (the quadrature of tests/test_prroi_pool.py, float64) and
 #      against the same op in float64 on the CPU (forward and both gradients): what backend 'auto' runs, and the

@@ -21,7 +21,13 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOOTPRINT_FILE = os.path.join(PROJECT_ROOT, 'settings', 'footprint.txt')
 PATCH_FOLDER = os.path.join(PROJECT_ROOT, 'settings', 'pytracking_patches')
 DISTRIBUTION = 'pytracking-mkdnet'
-NETWORK_FILES = ('super_dimp.pth.tar', 'mkdnet.pth.tar', 'mkdnet_release.pth.tar')
+# The network files the parameter files read, and where each comes from.
+NETWORK_FILES = {
+    'super_dimp.pth.tar': 'the teacher, from pytracking\'s MODEL_ZOO (SuperDiMP): '
+                          'https://drive.google.com/open?id=1qDptswis2FxihLRYLVRGDvx6aUoAVVLv',
+    'mkdnet.pth.tar': 'your trained student: mkdnet-export mkdnet/mkdnet',
+    'mkdnet_release.pth.tar': 'the authors\' model: https://github.com/ZYB0726/MKDNet ("Tracking Model")',
+}
 REINSTALL = './install.sh (in {})'.format(PROJECT_ROOT)
 
 
@@ -279,7 +285,7 @@ def check_local_settings(report: Report, checkout: Optional[str]) -> List[str]:
         (('workspace_dir', 'checkpoints', True), ('tensorboard_dir', 'training logs', True),
          ('pretrained_networks', 'the teacher super_dimp.pth.tar', False), ('lasot_dir', 'training mkdnet', False),
          ('got10k_dir', 'training mkdnet', False), ('trackingnet_dir', 'training mkdnet', False),
-         ('latot_dir', 'training on LaTOT', False)))
+         ('latot_dir', 'mkdnet_latot_ft and mkdnet_release (validates on latot_train)', False)))
     if ltr_env is not None:
         folders.append(getattr(ltr_env, 'pretrained_networks', ''))
     pytracking_env = _read_local_settings(
@@ -299,7 +305,8 @@ def check_networks(report: Report, folders: Sequence[str]) -> None:
         if found:
             report.ok('{}: {}'.format(name, found[0]))
         else:
-            report.info('{}: not present (looked in {})'.format(name, ', '.join(folders) or 'no folder'))
+            report.info('{}: not present (looked in {}); {}'.format(name, ', '.join(folders) or 'no folder',
+                                                                     NETWORK_FILES[name]))
 
 
 def diagnose() -> Report:

@@ -6,7 +6,7 @@ with ``non_blocking=True`` (:class:`DeviceBatches`). ``settings.persistent_worke
 loader's workers for the whole run; as a worker then no longer starts each epoch from the epoch's seed, every sample
 is seeded from ``settings.seed``, the epoch, the rank and its index (:class:`SeededIndices`, :class:`SeededSamples`):
 a resumed run still repeats an uninterrupted one, but draws other samples than without the setting, which is why it
-is off by default. The README's "Training" section documents both.
+is off by default. docs/training.md documents both.
 """
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 

@@ -5,7 +5,7 @@ train setting calls :func:`init_from_env` first, which joins the process group (
 and puts each process on its own GPU (``LOCAL_RANK``); :func:`main_process_output` silences the standard output of
 every process but rank 0. Without ``WORLD_SIZE > 1`` every helper is the identity. ``settings.batch_size`` and
 ``settings.samples_per_epoch`` are global (:func:`per_process` gives each process its share), each process draws its
-own samples from its own seeds, and only rank 0 writes checkpoints and logs (the README's "Training" section).
+own samples from its own seeds, and only rank 0 writes checkpoints and logs (docs/training.md).
 """
 import contextlib
 import datetime

@@ -7,7 +7,7 @@ single backward pass, both states in the checkpoint) and :class:`MKDNetTrainer`,
 ``settings.seed``, the epoch and the rank (a resumed run repeats an uninterrupted one), logs every iteration, wraps
 the student in DDP under torchrun (rank 0 alone writes), holds the setting's lock, and resumes from the latest intact
 checkpoint without running pickled code; with ``fail_safe`` a crash restarts from it, up to ``MAX_ATTEMPTS`` attempts,
-and the last failure ends the run with its error. Settings: the README's "Training" section.
+and the last failure ends the run with its error. Settings: docs/training.md.
 """
 import contextlib
 import os

@@ -20,7 +20,7 @@ from pytracking_plugins.demo.pipeline import add_common_arguments, clock, cpu_se
 from pytracking_plugins.demo.steps import FolderError
 
 # The ablation's sizes on top of each preset: three seeds per variant and a test split sized to resolve SR
-# differences of about 0.02 (README, "The ablation"); the test preset stays the suite's smallest.
+# differences of about 0.02 (docs/demo.md, "The ablation"); the test preset stays the suite's smallest.
 ABLATION_SIZES: Dict[str, Dict] = {
     'cpu': dict(seeds=3, test_sequences=96, test_frames=40),
     'gpu': dict(seeds=3, test_sequences=160),

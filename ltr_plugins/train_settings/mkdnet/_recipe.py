@@ -96,7 +96,7 @@ def paper(settings) -> None:
 
     settings.seed = 1                               # per-epoch seeding: resume repeats what a full run does
     settings.mixed_precision = None                 # or 'bf16' / 'fp16' (ltr_plugins.trainers.precision)
-    # The data path on CUDA (ltr_plugins.trainers.data_path, precision, distributed; README "Training"): pinned
+    # The data path on CUDA (ltr_plugins.trainers.data_path, precision, distributed; docs/training.md): pinned
     # batches copied without blocking; the others change numbers and are off.
     settings.pin_memory = True
     settings.persistent_workers = False             # True: workers live for the run, every sample seeded
