@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pytracking_plugins.demo import ablation, presets
+from pytracking_plugins.demo import report as report_module
 from pytracking_plugins.demo.experiment import INITIAL_BOX_LABEL, LABELS, Experiment, Paths, label
 from pytracking_plugins.demo.steps import MARK, FolderError, Steps, claim_folder, step_key
 
@@ -46,7 +47,8 @@ def test_every_artefact_is_written(demo_run):
         assert os.path.isfile(os.path.join(paths.report, name)), name
     with open(os.path.join(paths.report, 'report.md')) as handle:
         report = handle.read()
-    for section in ('## Against the baseline', '| MKDNet |', 'Run-to-run spread', "## The teacher's training",
+    for section in ('## Against the baseline', '| MKDNet |', 'Run-to-run spread: one seed here; in ',
+                    "## The teacher's training",
                     "## The students' training", '](animation/tracking.gif)', '](animation/tracking_strip.png)'):
         assert section in report, section
     with Image.open(os.path.join(paths.report, 'animation', 'tracking.gif')) as gif:
@@ -127,6 +129,25 @@ def test_the_ablation_runs_every_variant_and_seed(tmp_path):
         row = next(line for line in report.splitlines() if line.startswith('| {} |'.format(LABELS[variant])))
         assert len(row.split('|')[5].split(',')) == preset.seeds       # one SR difference per seed
     assert 'sequences' in report and 'Report: ' in output
+    spread = next(line for line in output.splitlines() if line.startswith('Run-to-run spread: over this run'))
+    # A demo (one seed per variant) quotes the spread this ablation measured, with the same number and variant.
+    demo = Experiment(str(tmp_path / 'demo'), presets.PRESETS['test'], ('baseline', 'mkdnet'), 'mkdnet-demo')
+    quoted = report_module.spread_line(None, demo, str(tmp_path))
+    assert quoted.startswith("Run-to-run spread: one seed here; in your mkdnet-ablation ({}, {} seeds), a variant's SR "
+                             'moved by up to '.format(tmp_path, preset.seeds))
+    assert quoted.split('moved by up to ')[1] == spread.split('moved by up to ')[1]
+
+
+def test_a_demo_without_an_ablation_quotes_the_projects_recorded_run(tmp_path):
+    with open(report_module.RECORDED_SPREAD) as handle:
+        recorded = json.load(handle)
+    demo = Experiment(str(tmp_path), presets.PRESETS['test'], ('baseline', 'mkdnet'), 'mkdnet-demo')
+    assert report_module.spread_line(None, demo, str(tmp_path / 'no ablation')) == (
+        "Run-to-run spread: one seed here; in the project's mkdnet-ablation run ({}, {}; {} seeds), a variant's SR "
+        'moved by up to {:.3f} from seed to seed ({}: {}); a difference smaller than that between two single runs '
+        'says nothing.'.format(recorded['date'], recorded['machine'], len(recorded['seed_means']), recorded['spread'],
+                               recorded['variant'], ', '.join('{:.3f}'.format(v) for v in recorded['seed_means'])))
+    assert recorded['spread'] == pytest.approx(max(recorded['seed_means']) - min(recorded['seed_means']))
 
 
 def test_training_targets_are_ordinary_sized_and_test_targets_tiny(tmp_path):

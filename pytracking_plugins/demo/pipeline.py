@@ -20,7 +20,6 @@ from pytracking_plugins.demo import presets
 from pytracking_plugins.demo.experiment import INITIAL_BOX_LABEL, LABELS, Experiment, label
 from pytracking_plugins.demo.steps import FolderError, Steps, step_key
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_VARIANTS = ('baseline', 'mkdnet')
 
 
@@ -36,7 +35,7 @@ def clock(seconds: float) -> str:
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_folder: str, preset_help: str) -> None:
     """The options mkdnet-demo and mkdnet-ablation share."""
-    parser.add_argument('--folder', default=os.path.join(PROJECT_ROOT, 'workspace', default_folder),
+    parser.add_argument('--folder', default=presets.default_folder(default_folder),
                         help='where everything is written (default: workspace/{})'.format(default_folder))
     parser.add_argument('--preset', choices=sorted(presets.PRESETS), default='cpu', help=preset_help)
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='NAME=VALUE',

@@ -10,11 +10,18 @@ cell of a 6-cell score map, so a label's sampled peak is about 0.35, not about 0
 trained classifier's peaks are lower still; with Super-DiMP's 0.25 the box would never move.
 """
 import dataclasses
+import os
 from typing import Dict, List, Sequence, Tuple
 
 from ltr_plugins.synthetic.spec import min_image_side
 
 MIXED_PRECISION = ('none', 'bf16', 'fp16')
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def default_folder(command: str) -> str:
+    """Where ``mkdnet-demo`` ('demo') and ``mkdnet-ablation`` ('ablation') write without ``--folder``."""
+    return os.path.join(PROJECT_ROOT, 'workspace', command)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The experiment's report: the LaTOT protocol's tables and plots, each variant against the baseline over seeds and
 sequences, the spread from seed to seed, and how training went (the teacher's curves, the distillation terms).
 """
+import json
 import os
-from typing import Dict, List
+import re
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -10,6 +12,7 @@ from ltr_plugins.common.atomic_files import write_text
 from pytracking_plugins.analysis.uncertainty import SeedPairedComparison, compare_over_seeds
 from pytracking_plugins.demo import curves
 from pytracking_plugins.demo.experiment import LABELS, Experiment, label
+from pytracking_plugins.demo.presets import PROJECT_ROOT, default_folder
 
 METRICS = ('PR', 'NPR', 'SR')
 CURVES_DIR = 'training'
@@ -37,18 +40,54 @@ def seed_means(evaluation, experiment: Experiment, metric: str = 'SR') -> Dict[s
             for variant in experiment.variants}
 
 
-def spread_line(evaluation, experiment: Experiment) -> str:
-    """One line: how much a variant's SR moves from seed to seed."""
-    means = seed_means(evaluation, experiment)
-    if len(experiment.seeds) < 2:
-        return ('Run-to-run spread: one seed per variant here, so this run cannot say how much SR moves from seed to '
-                'seed; mkdnet-ablation measures it (3 seeds per variant).')
-    ranges = {variant: max(v) - min(v) for variant, v in means.items()}
+# The project's own ablation run, for a demo with one seed per variant: what it measured, how and when.
+RECORDED_SPREAD = os.path.join(PROJECT_ROOT, 'settings', 'demo', 'seed_spread.json')
+SEED_SUFFIX = re.compile(r'^(.*)_(\d{3})$')
+
+
+def spread_from_scores(path: str) -> Tuple[float, str, List[float]]:
+    """From an ablation's ``scores_per_seed.json``: the widest seed-to-seed range of a variant's mean SR over the test
+    sequences, that variant's label and its per-seed means."""
+    with open(path) as handle:
+        per_sequence = json.load(handle)['per_sequence']
+    means: Dict[str, Dict[str, float]] = {}
+    for row in next(iter(per_sequence.values()))['scores']:
+        match = SEED_SUFFIX.match(row)
+        if match:
+            means.setdefault(match.group(1), {})[match.group(2)] = float(np.nanmean(
+                [scores['scores'][row]['SR'] for scores in per_sequence.values()]))
+    ranges = {variant: max(v.values()) - min(v.values()) for variant, v in means.items() if len(v) > 1}
+    if not ranges:
+        raise ValueError('{} holds no variant with two seeds or more'.format(path))
     widest = max(ranges, key=ranges.get)
-    return ('Run-to-run spread: over {} seeds, a variant\'s SR moved by up to {:.3f} ({}: {}); a difference smaller '
-            'than that between two single runs says nothing.'.format(
-                len(experiment.seeds), ranges[widest], LABELS[widest],
-                ', '.join('{:.3f}'.format(v) for v in means[widest])))
+    return ranges[widest], widest, [means[widest][seed] for seed in sorted(means[widest])]
+
+
+def spread_line(evaluation, experiment: Experiment,
+                ablation_folder: Optional[str] = default_folder('ablation')) -> str:
+    """One line: how much a variant's SR moves from seed to seed. With one seed per variant, from a finished
+    ``mkdnet-ablation`` in ``ablation_folder``, else from the project's recorded ablation run (settings/demo)."""
+    def line(spread: float, variant: str, values: List[float], where: str) -> str:
+        return ('Run-to-run spread: {}, a variant\'s SR moved by up to {:.3f} from seed to seed ({}: {}); a difference '
+                'smaller than that between two single runs says nothing.'.format(
+                    where, spread, variant, ', '.join('{:.3f}'.format(v) for v in values)))
+
+    if len(experiment.seeds) >= 2:
+        means = seed_means(evaluation, experiment)
+        ranges = {variant: max(v) - min(v) for variant, v in means.items()}
+        widest = max(ranges, key=ranges.get)
+        return line(ranges[widest], LABELS[widest], means[widest], 'over this run\'s {} seeds'.format(
+            len(experiment.seeds)))
+    scores = os.path.join(ablation_folder or '', 'report', 'scores_per_seed.json')
+    if ablation_folder and os.path.isfile(scores):
+        spread, variant, values = spread_from_scores(scores)
+        return line(spread, variant, values, 'one seed here; in your mkdnet-ablation ({}, {} seeds)'.format(
+            ablation_folder, len(values)))
+    with open(RECORDED_SPREAD) as handle:
+        recorded = json.load(handle)
+    return line(recorded['spread'], recorded['variant'], recorded['seed_means'],
+                'one seed here; in the project\'s mkdnet-ablation run ({}, {}; {} seeds)'.format(
+                    recorded['date'], recorded['machine'], len(recorded['seed_means'])))
 
 
 def _signed(value: float) -> str:
