@@ -1,5 +1,6 @@
 """The miniature experiment end to end on its smallest preset (mkdnet-demo, mkdnet-ablation): data, the teacher, the
 students, tracking, report; then reuse, a changed student size, and what the steps may delete."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -248,3 +249,12 @@ def test_variants_train_as_the_paper_compares_them():
             baseline.learning_rates, baseline.num_epochs, 1)
     with pytest.raises(RuntimeError, match='settings.miniature'):
         miniature.configure(types.SimpleNamespace(env=types.SimpleNamespace()))
+    # --set mixed_precision=bf16 reaches the recipe's settings, which build_actor turns into bf16 autocast
+    # (tests/test_ddp.py trains a step of the recipe's actor in bf16); 'none' is float32.
+    for mode, expected in (('bf16', 'bf16'), ('fp16', 'fp16'), ('none', None)):
+        sizes = dataclasses.replace(preset, mixed_precision=mode).student_sizes('mkdnet', 0)
+        sizes.update(train_dir='train', val_dir='val', teacher_checkpoint='teacher')
+        settings = types.SimpleNamespace(env=types.SimpleNamespace(), miniature=sizes)
+        miniature.configure(settings)
+        assert settings.mixed_precision == expected
+    assert miniature.run.__code__.co_names == ('configure', 'recipe', 'train')   # the shared recipe, nothing else

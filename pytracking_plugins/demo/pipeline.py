@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='mkdnet-demo', description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='Preset fields (--set): ' + ', '.join(presets.field_names()))
-    add_common_arguments(parser, 'demo', 'sizes: cpu (default, about 13 minutes on 2 cores), gpu (Super-DiMP\'s '
+    add_common_arguments(parser, 'demo', 'sizes: cpu (default, about 12 minutes on 2 cores), gpu (Super-DiMP\'s '
                                          'crops, more data; hours), test (the smallest, for the test suite)')
     return parser
 

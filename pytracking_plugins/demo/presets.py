@@ -5,9 +5,8 @@ The data follow the paper's setup: training and validation sequences whose targe
 tens of pixels), test sequences whose targets are tiny (LaTOT-like: under 22 px on average). The students see the
 training crops degraded until the mean target has ``degrade_target_size`` pixels, the test targets' median side.
 
-``not_found_threshold`` is 0 at 96-px crops: Super-DiMP's labels are Gaussians of 1/24 of the crop, a quarter of a
-cell of a 6-cell score map, so a label's sampled peak is about 0.35, not about 0.9 as on 22 cells, and a briefly
-trained classifier's peaks are lower still; with Super-DiMP's 0.25 the box would never move.
+``not_found_threshold`` is 0 at 96-px crops: Super-DiMP's 0.25 is set for a converged classifier on 22-cell score
+maps; the miniature's briefly trained classifiers on 6-cell maps peak lower, and with 0.25 the box would rarely move.
 """
 import dataclasses
 import os
