@@ -74,6 +74,10 @@ rollback() {
   local status=$? i entry undo
   trap - EXIT
   trap '' INT TERM HUP          # the undoing itself is not interrupted (its commands inherit this)
+  if [ -z "$INTERRUPTED" ]; then   # a command that Ctrl-C or kill ended first (bash then runs no trap of its own)
+    case "$status" in 129) INTERRUPTED="interrupted (SIGHUP)" ;; 130) INTERRUPTED="interrupted (SIGINT)" ;;
+                      143) INTERRUPTED="interrupted (SIGTERM)" ;; esac
+  fi
   if [ "$status" -ne 0 ] && [ "${#JOURNAL[@]}" -gt 0 ]; then
     printf '[install] %s: undoing the %d change(s) this run made\n' "${INTERRUPTED:-failed}" "${#JOURNAL[@]}" >&2
     for ((i = ${#JOURNAL[@]} - 1; i >= 0; i--)); do

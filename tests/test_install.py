@@ -20,8 +20,8 @@ from conftest import PROJECT_ROOT, pytracking_root
 PINNED_COMMIT = [line.split()[1] for line in open(os.path.join(PROJECT_ROOT, 'settings', 'footprint.txt'))
                  if line.startswith('commit ')][0]
 EDITED_FILE = 'pytracking/evaluation/running.py'
-PATCHED_LINE = "np.savetxt(file, tracked_bb, delimiter='\\t', fmt='%.2f')"
-EDITED_LINE = "np.savetxt(file, tracked_bb, delimiter='\\t', fmt='%.3f')"
+PATCHED_LINE = "np.savetxt(temporary, tracked_bb, delimiter='\\t', fmt='%.2f')"   # patch 04, 12 spaces in
+EDITED_LINE = "np.savetxt(temporary, tracked_bb, delimiter='\\t', fmt='%.3f')"
 
 
 class Installation:
@@ -175,7 +175,7 @@ def test_an_edited_patched_line_stops_uninstall_and_install_naming_the_edit(inst
         for output in (installation.install('--uninstall', expect=1), installation.install_here(expect=1)):
             assert installation.fingerprint() == before          # nothing reverted, applied or removed
             assert 'the first hunk that no longer matches: {}:'.format(EDITED_FILE) in output
-            assert '-        ' + PATCHED_LINE in output and '+        ' + EDITED_LINE in output
+            assert '-' + ' ' * 12 + PATCHED_LINE in output and '+' + ' ' * 12 + EDITED_LINE in output
             assert '[install] uninstalled' not in output and '[install] ready' not in output
     finally:
         with open(path, 'w') as f:
